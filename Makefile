@@ -1,0 +1,36 @@
+# Two commands a new machine needs: `make demo` (set up + run the quickstart on the sandbox)
+# and `make test` (set up + lint + type-check + tests).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck docs clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	cd examples/quickstart && EVALBATCH_HOME=$${EVALBATCH_HOME:-$(CURDIR)/.evalbatch} \
+		../../$(BIN)/evalbatch run suite.yaml --sandbox
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+docs: $(STAMP)
+	$(BIN)/cog -r docs/cli.md
+
+clean:
+	rm -rf $(VENV) .evalbatch .pytest_cache .mypy_cache .ruff_cache

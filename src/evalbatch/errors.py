@@ -1,0 +1,76 @@
+"""The one exception tree of evalbatch; the CLI maps each class to an exit code in one place.
+
+    EvalbatchError                  every error evalbatch raises on purpose
+    ├── InputError          (exit 2) the user's input is wrong; nothing was written
+    │   ├── SuiteError               a suite or case file is invalid (carries file:line)
+    │   ├── ConfigError              a flag, env var or data-file override is invalid
+    │   └── BudgetExceeded           the projected cost is above the budget
+    ├── NotFound            (exit 2) a run id or file that does not exist
+    ├── ProviderError       (exit 3) the provider failed after retries; state is kept
+    │   └── MissingCredentials       no API key; raised before anything is submitted
+    ├── StoreError          (exit 3) the store cannot be opened or migrated
+    └── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
+"""
+
+from __future__ import annotations
+
+
+class EvalbatchError(Exception):
+    """Base class. ``str(err)`` is a one-line message for a person."""
+
+    exit_code = 3
+
+
+class InputError(EvalbatchError):
+    exit_code = 2
+
+
+class SuiteError(InputError):
+    """A suite or case file is invalid. ``where`` is ``file:line`` or ``file (case id, field)``."""
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        self.detail = message
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ConfigError(InputError):
+    pass
+
+
+class BudgetExceeded(InputError):
+    def __init__(self, projected_usd: float, budget_usd: float, what: str = "projected cost") -> None:
+        self.projected_usd = projected_usd
+        self.budget_usd = budget_usd
+        super().__init__(
+            f"{what} ${projected_usd:,.2f} is above the budget ${budget_usd:,.2f}; "
+            "nothing was submitted (raise --budget or budget_usd to proceed)"
+        )
+
+
+class NotFound(InputError):
+    pass
+
+
+class ProviderError(EvalbatchError):
+    exit_code = 3
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        self.retryable = retryable
+        self.status = status
+        super().__init__(message)
+
+
+class MissingCredentials(ProviderError):
+    def __init__(self, env_var: str) -> None:
+        super().__init__(
+            f"no API key: set {env_var} (or use --sandbox to run against the local simulator)"
+        )
+
+
+class StoreError(EvalbatchError):
+    exit_code = 3
+
+
+class RunNeedsAttention(EvalbatchError):
+    exit_code = 3

@@ -1,0 +1,116 @@
+"""The approximate, deterministic tokenizer shared by the sandbox and `plan`.
+
+A token is a run of up to 4 word characters, or one punctuation/symbol character; whitespace is
+free. English prose comes out near the real tokenizers' ~4 characters per token. A request is
+flattened into blocks in the API's cache-prefix order (tools -> system -> messages); the sum of the
+blocks' tokens is the request's input tokens, and a cache breakpoint covers every block up to and
+including the one that carries `cache_control`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+_TOKEN = re.compile(r"\w{1,4}|[^\w\s]")
+
+
+def count_text(text: str) -> int:
+    """Tokens in a piece of text."""
+    return len(_TOKEN.findall(text))
+
+
+@dataclass(frozen=True)
+class Block:
+    """One content block of a request, in prefix order."""
+
+    where: str  # "tools[0]", "system[0]", "messages[2].content[0]"
+    tokens: int
+    digest: bytes  # sha256 of the block's canonical content (cache_control excluded)
+    cache_ttl: str | None  # "5m" / "1h" when the block carries a breakpoint
+
+
+def _canonical(value: Any) -> bytes:
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k != "cache_control"}
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _ttl(block: Any) -> str | None:
+    if isinstance(block, dict) and isinstance(block.get("cache_control"), dict):
+        return str(block["cache_control"].get("ttl", "5m"))
+    return None
+
+
+def _block_tokens(block: Any) -> int:
+    if isinstance(block, str):
+        return count_text(block)
+    if isinstance(block, dict) and block.get("type") == "text":
+        return count_text(str(block.get("text", "")))
+    # tools, images, tool_use...: count their JSON text
+    return count_text(_canonical(block).decode())
+
+
+def _make(where: str, block: Any, prefix_role: str = "") -> Block:
+    payload = _canonical(block) if not isinstance(block, str) else block.encode()
+    return Block(
+        where=where,
+        tokens=_block_tokens(block),
+        digest=hashlib.sha256(prefix_role.encode() + b"\x00" + payload).digest(),
+        cache_ttl=_ttl(block),
+    )
+
+
+def request_blocks(params: dict[str, Any]) -> list[Block]:
+    """Flatten a Messages request body into blocks, tools -> system -> messages."""
+    blocks: list[Block] = []
+    for i, tool in enumerate(params.get("tools") or []):
+        blocks.append(_make(f"tools[{i}]", tool, "tool"))
+    system = params.get("system")
+    if isinstance(system, str):
+        if system:
+            blocks.append(_make("system[0]", system, "system"))
+    elif isinstance(system, list):
+        for i, block in enumerate(system):
+            blocks.append(_make(f"system[{i}]", block, "system"))
+    for m, message in enumerate(params.get("messages") or []):
+        role = str(message.get("role", "")) if isinstance(message, dict) else ""
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            blocks.append(_make(f"messages[{m}].content", content, role))
+        elif isinstance(content, list):
+            for i, block in enumerate(content):
+                blocks.append(_make(f"messages[{m}].content[{i}]", block, role))
+    return blocks
+
+
+def count_request(params: dict[str, Any]) -> int:
+    """Input tokens of a Messages request (what count_tokens answers)."""
+    return sum(b.tokens for b in request_blocks(params))
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    """A cache breakpoint: the prefix through block ``index``."""
+
+    index: int
+    prefix_tokens: int  # tokens from the start through this block
+    key: bytes  # sha256 over the model and every block digest through this block
+    ttl: str
+
+
+def breakpoints(model: str, blocks: list[Block]) -> list[Breakpoint]:
+    """The request's breakpoints in order, each keyed by its exact prefix."""
+    out: list[Breakpoint] = []
+    running = hashlib.sha256(model.encode())
+    total = 0
+    for i, block in enumerate(blocks):
+        running.update(block.digest)
+        total += block.tokens
+        if block.cache_ttl is not None:
+            out.append(Breakpoint(i, total, running.copy().digest(), block.cache_ttl))
+    return out
