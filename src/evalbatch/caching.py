@@ -1,0 +1,37 @@
+"""Where cache breakpoints go: on the shared system prefix, with the TTL the mode calls for, and
+only where the prefix reaches the model's minimum cacheable length."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import Catalog
+
+
+def cache_ttl(mode: str, cache: Any) -> str | None:
+    """The TTL for this run's breakpoints, or None when caching is off.
+
+    Batch uses 1h: a batch can take longer than 5 minutes, and 5m entries would expire between
+    the items that share them."""
+    if cache.mode == "off":
+        return None
+    if cache.ttl:
+        return str(cache.ttl)
+    return "1h" if mode == "batch" else "5m"
+
+
+def with_breakpoint(
+    system: list[dict[str, Any]] | None,
+    prefix_tokens: int,
+    model: str,
+    ttl: str | None,
+    catalog: Catalog,
+) -> list[dict[str, Any]] | None:
+    """The system blocks, with a breakpoint on the last one when it is worth caching."""
+    if not system:
+        return None
+    if ttl is None or prefix_tokens < catalog.model(model).min_cache_tokens:
+        return system
+    marked = [dict(block) for block in system]
+    marked[-1]["cache_control"] = {"type": "ephemeral", "ttl": ttl}
+    return marked

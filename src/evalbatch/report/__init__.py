@@ -1,0 +1,1 @@
+"""Reports over a stored run: the summary (data) and its renderings (text, json...)."""

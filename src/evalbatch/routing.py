@@ -1,0 +1,84 @@
+"""Routing: which model a step's request goes to, and why.
+
+`model: route` looks up `routing:` — rules first, in order (`when` is an expression over the
+case's fields, e.g. `tags contains 'safety'` or `metadata.lang == 'de'`), then the case's
+`difficulty` label in the table, then `default`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .catalog import Catalog
+from .records import Case
+
+_ENV = ImmutableSandboxedEnvironment()
+_CONTAINS = re.compile(r"""([\w.\[\]'"]+)\s+contains\s+('[^']*'|"[^"]*"|[\w.]+)""")
+
+
+@dataclass(frozen=True)
+class Route:
+    model: str  # exact snapshot id
+    reason: str  # "model", "rule 1: tags contains 'safety'", "difficulty=hard", "default"
+
+
+def compile_rule(when: str) -> Callable[[dict[str, Any]], bool]:
+    """Compile a `when:` expression; `A contains B` means B is in A. ValueError when invalid."""
+    source = _CONTAINS.sub(r"(\2 in \1)", when)
+    try:
+        expr = _ENV.compile_expression(source, undefined_to_none=True)
+    except TemplateError as exc:
+        raise ValueError(f"invalid routing rule {when!r}: {exc}") from exc
+
+    def evaluate(context: dict[str, Any]) -> bool:
+        try:
+            return bool(expr(**context))
+        except (TemplateError, TypeError):
+            return False
+
+    return evaluate
+
+
+class Router:
+    """Routes one step's requests. ``model`` is what the step names (alias, id or "route")."""
+
+    def __init__(self, model: str, routing: Any | None, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._fixed = None if model == "route" else catalog.resolve(model)
+        self._rules: list[tuple[int, str, Callable[[dict[str, Any]], bool], str]] = []
+        self._table: dict[str, str] = {}
+        self._default: str | None = None
+        if self._fixed is None:
+            if routing is None:
+                raise ValueError("model: route needs a routing: table")
+            for i, rule in enumerate(routing.rules, start=1):
+                self._rules.append((i, rule.when, compile_rule(rule.when), catalog.resolve(rule.model)))
+            self._table = {label: catalog.resolve(m) for label, m in routing.table.items()}
+            self._default = catalog.resolve(routing.default)
+
+    def models(self) -> list[str]:
+        """Every model this router can pick."""
+        if self._fixed:
+            return [self._fixed]
+        found = {m for *_, m in self._rules} | set(self._table.values())
+        if self._default:
+            found.add(self._default)
+        return sorted(found)
+
+    def route(self, case: Case) -> Route:
+        if self._fixed:
+            return Route(self._fixed, "model")
+        context = case.context()
+        for i, when, check, model in self._rules:
+            if check(context):
+                return Route(model, f"rule {i}: {when}")
+        if case.difficulty is not None and case.difficulty in self._table:
+            return Route(self._table[case.difficulty], f"difficulty={case.difficulty}")
+        assert self._default is not None
+        return Route(self._default, "default")

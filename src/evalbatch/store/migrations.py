@@ -1,0 +1,53 @@
+"""Named, numbered migrations, applied once each at start-up and recorded in `_migrations`.
+
+Each migration is a small function taking a connection. Never edit one that has landed: add the
+next. m001 creates the tables as `schema.py` defined them when it landed; a later schema change
+comes with an m00N that ALTERs, and `tests/test_store.py` pins the resulting columns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select
+from sqlalchemy.engine import Connection
+
+from . import schema
+
+_meta = MetaData()
+_migrations_table = Table(
+    "_migrations",
+    _meta,
+    Column("name", String(100), primary_key=True),
+    Column("applied_at", Float, nullable=False),
+)
+
+
+def m001_initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+
+
+def apply_migrations(conn: Connection) -> list[str]:
+    """Apply every migration not yet recorded; returns the names applied now."""
+    _meta.create_all(conn)
+    done = set(conn.execute(select(_migrations_table.c.name)).scalars())
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        migration(conn)
+        conn.execute(
+            _migrations_table.insert().values(name=migration.__name__, applied_at=time.time())
+        )
+        applied.append(migration.__name__)
+    return applied
+
+
+def table_columns(conn: Connection) -> dict[str, list[str]]:
+    """Every table's column names, for the schema-pinning test."""
+    insp = inspect(conn)
+    return {t: [c["name"] for c in insp.get_columns(t)] for t in sorted(insp.get_table_names())}

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import create_engine
+
+from evalbatch import leases
+from evalbatch.store.db import _redact, open_store
+from evalbatch.store.migrations import apply_migrations, table_columns
+from evalbatch.store.requests_io import custom_id, parse_custom_id
+
+
+def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.begin() as conn:
+        assert apply_migrations(conn) == []  # already applied at open
+        cols = table_columns(conn)
+    assert set(cols) == {"_migrations", "batches", "cases", "leases", "prefixes", "requests",
+                         "results", "runs", "scores", "steps"}
+    assert {"cost_usd", "sync_cost_usd", "nocache_cost_usd", "naive_cost_usd",
+            "cache_write_5m", "cache_write_1h", "cache_read", "route"} <= set(cols["results"])
+    assert "provider_batch_id" in cols["batches"]
+
+
+def test_store_uses_wal(tmp_path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_default_store_lives_under_evalbatch_home(_isolated_home) -> None:
+    open_store()
+    assert (_isolated_home / "evalbatch.db").exists()
+
+
+def test_password_never_reaches_messages() -> None:
+    assert _redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
+
+
+@given(st.text(alphabet="0123456789abcdefT-", min_size=1, max_size=30),
+       st.sampled_from(["generate", "grade"]), st.integers(0, 10**7))
+def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> None:
+    import re
+
+    cid = custom_id(run_id, step, idx)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", cid)
+    assert parse_custom_id(cid) == (run_id, step, idx)
+
+
+def test_lease_excludes_a_second_holder(tmp_path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert leases.acquire(engine, "run1", "a") is None
+    assert leases.acquire(engine, "run1", "b") == "a"
+    assert leases.acquire(engine, "run1", "a") is None  # renew
+    leases.release(engine, "run1", "a")
+    assert leases.acquire(engine, "run1", "b") is None
+
+
+def test_expired_lease_can_be_taken(tmp_path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    assert leases.acquire(engine, "run1", "a", ttl=-1) is None
+    assert leases.acquire(engine, "run1", "b") is None
+
+
+def test_unused_engine_helper() -> None:
+    # create_engine import keeps the dialect check honest for in-memory stores
+    assert create_engine("sqlite://").dialect.name == "sqlite"
