@@ -38,7 +38,7 @@ def test_password_never_reaches_messages() -> None:
 
 
 @given(st.text(alphabet="0123456789abcdefT-", min_size=1, max_size=30),
-       st.sampled_from(["generate", "grade"]), st.integers(0, 10**7))
+       st.sampled_from(["generate", "grade", "warm"]), st.integers(0, 10**7))
 def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> None:
     import re
 

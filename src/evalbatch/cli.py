@@ -115,9 +115,17 @@ def run(
                           "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead")
     prepared = prepare(suite, sets or [], mode)
     engine = _store(db)
+    budget = budget if budget is not None else prepared.suite.budget_usd
+    if budget is not None:
+        from .errors import BudgetExceeded
+        from .projection import project
+
+        projected = project(prepared, engine).total("plan")
+        if projected > budget:
+            raise BudgetExceeded(projected, budget)
     options = {"retries": prepared.suite.retries,
                "concurrency": concurrency or prepared.suite.concurrency,
-               "budget_usd": budget if budget is not None else prepared.suite.budget_usd,
+               "budget_usd": budget,
                "sandbox": sandbox}
     with _provider_factory(sandbox, responder, batch_latency) as factory:
         if not sandbox:
@@ -150,6 +158,39 @@ def _finish(engine: Any, run_id: str, as_json: bool, print_text: Any, summarize:
 
 
 @app.command()
+def plan(
+    suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
+    mode: Annotated[str | None, typer.Option("--mode", help="batch | sync.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")
+                    ] = None,
+    per_month: Annotated[int, typer.Option("--per-month", help="Runs per month, for the "
+                                           "monthly figures.")] = 30,
+    count_tokens: Annotated[str, typer.Option("--count-tokens", help="local | api (needs a "
+                                              "key; exact token counts).")] = "local",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Project tokens and cost per strategy before spending anything (no API calls)."""
+    from .planning import prepare
+    from .projection import project
+    from .report.plan_text import print_plan
+
+    if count_tokens not in ("local", "api"):
+        raise ConfigError(f"--count-tokens must be local or api (got {count_tokens!r})")
+    prepared = prepare(suite, sets or [], mode)
+    counter = None
+    if count_tokens == "api":
+        from .providers import open_provider
+
+        counter = open_provider().count_tokens
+    projection = project(prepared, _store(db), count_tokens=counter)
+    if as_json:
+        _print_json({**projection.to_dict(), "per_month": per_month})
+        return
+    print_plan(projection, per_month, out)
+
+
+@app.command()
 def collect(
     run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to advance (default: all "
                                                         "open runs).")] = None,
@@ -176,7 +217,7 @@ def collect(
             continue
         runner = Runner(engine, run_id, open_provider, RichProgress(quiet=as_json))
         try:
-            status = runner.advance()
+            status = runner.advance(resume=True)
             while wait and status not in TERMINAL:
                 time.sleep(2.0)
                 leases.acquire(engine, run_id, holder)
@@ -232,7 +273,8 @@ def status(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id, or `latest`.")],
-    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown | junit | html")
+                   ] = "text",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
                       ] = None,
     db: DbOpt = None,

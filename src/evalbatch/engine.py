@@ -100,9 +100,15 @@ class Runner:
         return load_run(self.engine, self.run_id).status
 
     # -- the state machine ----------------------------------------------------------------
-    def advance(self) -> str:
-        """Do the next things that can be done now; returns the run's status after."""
+    def advance(self, *, resume: bool = False) -> str:
+        """Do the next things that can be done now; returns the run's status after.
+
+        With ``resume``, a run in needs_attention goes back to its active step and tries again
+        (what `collect` does after a person fixed the cause)."""
         status = self.status()
+        if resume and status == "needs_attention":
+            status = self._active_step()
+            set_status(self.engine, self.run_id, status)
         try:
             if status == GENERATE and self._advance_step(GENERATE):
                 status = self._finish_generate()
@@ -119,6 +125,13 @@ class Runner:
             raise
         return status
 
+    def _active_step(self) -> str:
+        st = schema.steps.c
+        with self.engine.connect() as conn:
+            names = set(conn.execute(select(st.name).where(and_(
+                st.run_id == self.run_id, st.status == "active"))).scalars())
+        return GRADE if GRADE in names else GENERATE
+
     def submitted_all(self) -> bool:
         """True when the current step has nothing left to submit (what `--detach` waits for)."""
         status = self.status()
@@ -134,12 +147,43 @@ class Runner:
             path.reconcile_intents()
             infos = path.poll(step)
             self.progress.batches(step, infos)
-            path.submit_pending(step)
+            if self._count(step, ("pending",)):
+                self._check_budget(step)
+                self._warm(step)
+                path.submit_pending(step)
         except ProviderError as exc:
             if exc.retryable:
                 raise
             raise RunNeedsAttention(f"{step}: {exc}") from exc
         return self._count(step, ("pending", "queued")) == 0 and not path.open_batches(step)
+
+    def _warm(self, step: str) -> None:
+        if not (self.suite.cache.warm and self.ttl):
+            return
+        from .warming import plan_warm, run_warm
+
+        if plan_warm(self.engine, self.run_id, step, self.catalog):
+            self.progress.status(f"{step}: warming the prompt cache")
+            run_warm(self.engine, self.provider, self.ingest, self.ttl,
+                     int(self.options.get("concurrency", self.suite.concurrency)))
+
+    def spent(self) -> float:
+        res = schema.results.c
+        with self.engine.connect() as conn:
+            return float(conn.execute(select(func.coalesce(func.sum(res.cost_usd), 0.0))
+                                      .where(res.run_id == self.run_id)).scalar() or 0.0)
+
+    def _check_budget(self, step: str) -> None:
+        """Stop submitting once actual spend crosses the budget (follow-ups, grading)."""
+        budget = self.options.get("budget_usd")
+        if budget is None:
+            return
+        spent = self.spent()
+        if spent >= float(budget):
+            pending = self._count(step, ("pending",))
+            raise RunNeedsAttention(
+                f"budget ${float(budget):,.2f} reached (spent ${spent:,.2f}); {pending} {step} "
+                "request(s) not submitted. Raise the budget and run `evalbatch collect`.")
 
     def _advance_sync(self, step: str) -> bool:
         from .syncpath import SyncPath

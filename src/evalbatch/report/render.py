@@ -12,7 +12,7 @@ from ..errors import ConfigError
 from .summary import summarize
 from .text import render_text
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "markdown", "junit", "html")
 
 
 def render_report(engine: Engine, run_id: str, fmt: str) -> str:
@@ -21,6 +21,18 @@ def render_report(engine: Engine, run_id: str, fmt: str) -> str:
     summary = summarize(engine, run_id)
     if fmt == "json":
         return orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if fmt == "markdown":
+        from .markdown import render_markdown
+
+        return render_markdown(engine, summary)
+    if fmt == "junit":
+        from .junit import render_junit
+
+        return render_junit(engine, summary)
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html(engine, summary)
     buffer = io.StringIO()
     Console(file=buffer, width=120, color_system=None).print(render_text(summary))
     return buffer.getvalue()

@@ -7,6 +7,7 @@ from typing import Any
 
 GENERATE = "generate"
 GRADE = "grade"
+WARM = "warm"  # one synchronous request per shared prefix before a batch (cache: {warm: true})
 STEPS = (GENERATE, GRADE)
 
 

@@ -12,24 +12,29 @@ from sqlalchemy.engine import Connection
 
 from ..caching import with_breakpoint
 from ..catalog import Catalog
-from ..steps import GENERATE, PlannedRequest
+from ..steps import GENERATE, GRADE, WARM, PlannedRequest
 from ..tokenizer import count_request
 from . import schema
 
 _CHUNK = 2000
 
 
+_STEP_LETTER = {GENERATE: "g", GRADE: "r", WARM: "w"}
+_LETTER_STEP = {v: k for k, v in _STEP_LETTER.items()}
+
+
 def custom_id(run_id: str, step: str, idx: int) -> str:
-    """``{run_id}-g{idx}`` / ``{run_id}-r{idx}``: always matches ^[a-zA-Z0-9_-]{1,64}$."""
-    return f"{run_id}-{'g' if step == GENERATE else 'r'}{idx}"
+    """``{run_id}-g{idx}`` (generate), ``-r`` (grade), ``-w`` (warm): always matches
+    ^[a-zA-Z0-9_-]{1,64}$ whatever the case ids are."""
+    return f"{run_id}-{_STEP_LETTER[step]}{idx}"
 
 
 def parse_custom_id(value: str) -> tuple[str, str, int] | None:
     """custom_id -> (run_id, step, idx), or None when it is not one of ours."""
     run_id, _, tail = value.rpartition("-")
-    if not run_id or len(tail) < 2 or tail[0] not in "gr" or not tail[1:].isdigit():
+    if not run_id or len(tail) < 2 or tail[0] not in _LETTER_STEP or not tail[1:].isdigit():
         return None
-    return run_id, ("generate" if tail[0] == "g" else "grade"), int(tail[1:])
+    return run_id, _LETTER_STEP[tail[0]], int(tail[1:])
 
 
 def insert_planned(

@@ -1,0 +1,5 @@
+"""`python -m evalbatch` runs the CLI."""
+
+from evalbatch.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""`plan`: project a suite's tokens and cost per strategy before a cent is spent, no API calls.
+
+Requests are rendered exactly as `run` would send them. Input tokens come from the local
+tokenizer (exact against the sandbox; an estimate against the real API) or from the API's
+count_tokens. Cache reads and writes are simulated the way the API does them within a batch:
+the first request with a prefix writes it, later ones read. Output tokens come from the last
+comparable run's actual outputs when one exists, else from max_tokens (an upper bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Engine
+
+from .cases import iter_cases
+from .graders.base import ModelGrader
+from .planning import Prepared
+from .pricing import counterfactuals
+from .records import Case, Usage
+from .routing import Router
+from .steps import PlannedRequest
+from .steps.generate import plan_generate
+from .steps.grade import plan_grade
+from .store import schema
+from .tokenizer import breakpoints, count_request, request_blocks
+
+STRATEGIES = ("plan", "sync", "no_cache", "no_routing", "naive")
+LOCAL_ESTIMATE_NOTE = (
+    "local estimate: exact against the sandbox; against the real tokenizer expect about ±15%"
+)
+
+
+@dataclass
+class ProjectionLine:
+    step: str
+    model: str
+    requests: int = 0
+    input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    output_tokens: int = 0
+    costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 0.0))
+
+    def add(self, usage: Usage, cf: Any) -> None:
+        self.requests += 1
+        self.input_tokens += usage.input_tokens
+        self.cache_write_tokens += usage.cache_write
+        self.cache_read_tokens += usage.cache_read
+        self.output_tokens += usage.output_tokens
+        for name, value in zip(STRATEGIES, (cf.actual, cf.sync, cf.no_cache, cf.no_routing,
+                                            cf.naive), strict=True):
+            self.costs[name] += value
+
+
+@dataclass
+class Projection:
+    suite: str
+    mode: str
+    cases: int
+    lines: list[ProjectionLine]
+    token_source: str
+    output_source: str
+    warm_requests: int = 0
+
+    def total(self, strategy: str) -> float:
+        return sum(line.costs[strategy] for line in self.lines)
+
+    def input_side(self, strategy: str = "plan") -> float:
+        """The cost of input tokens only (uncached + writes + reads), for the accuracy check."""
+        return self.total(strategy) - self.output_cost(strategy)
+
+    def output_cost(self, strategy: str = "plan") -> float:
+        return sum(line.costs.get(f"{strategy}:output", 0.0) for line in self.lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        naive = self.total("naive")
+        return {
+            "suite": self.suite, "mode": self.mode, "cases": self.cases,
+            "token_source": self.token_source, "output_source": self.output_source,
+            "warm_requests": self.warm_requests,
+            "strategies": {s: self.total(s) for s in STRATEGIES},
+            "savings_vs_naive": {s: (1 - self.total(s) / naive) if naive else 0.0
+                                 for s in STRATEGIES},
+            "lines": [{"step": x.step, "model": x.model, "requests": x.requests,
+                       "input_tokens": x.input_tokens, "cache_write_tokens": x.cache_write_tokens,
+                       "cache_read_tokens": x.cache_read_tokens, "output_tokens": x.output_tokens,
+                       "costs": {s: x.costs[s] for s in STRATEGIES}} for x in self.lines],
+        }
+
+
+class _CacheModel:
+    """The API's prefix cache within one mode: first sight writes, later sights read."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self._seen: set[bytes] = set()
+        self._catalog = prepared.catalog
+
+    def usage(self, params: dict[str, Any], input_total: int, output: int) -> Usage:
+        points = breakpoints(params["model"], request_blocks(params))
+        minimum = self._catalog.model(params["model"]).min_cache_tokens
+        read = 0
+        for point in points:
+            if point.prefix_tokens >= minimum and point.key in self._seen:
+                read = point.prefix_tokens
+        write_5m = write_1h = 0
+        boundary = read
+        for point in points:
+            if point.prefix_tokens <= boundary or point.prefix_tokens < minimum:
+                continue
+            increment = point.prefix_tokens - boundary
+            if point.ttl == "1h":
+                write_1h += increment
+            else:
+                write_5m += increment
+            boundary = point.prefix_tokens
+            self._seen.add(point.key)
+        return Usage(input_tokens=input_total - boundary, output_tokens=output,
+                     cache_write_5m=write_5m, cache_write_1h=write_1h, cache_read=read)
+
+
+def _previous_outputs(engine: Engine | None, prepared: Prepared) -> tuple[dict, str | None]:
+    """(step, case_id, epoch, grader) -> (output tokens, text) from the newest comparable run."""
+    if engine is None:
+        return {}, None
+    runs = schema.runs.c
+    with engine.connect() as conn:
+        run_id = conn.execute(
+            select(runs.id).where(and_(runs.manifest_hash == prepared.manifest.hash,
+                                       runs.status == "done")).order_by(runs.id.desc()).limit(1)
+        ).scalar()
+        if run_id is None:
+            return {}, None
+        res = schema.results.c
+        rows = conn.execute(select(res.step, res.case_id, res.epoch, res.grader,
+                                   res.output_tokens, res.text)
+                            .where(and_(res.run_id == run_id, res.kind == "succeeded")))
+        return {(r.step, r.case_id, r.epoch, r.grader): (r.output_tokens, r.text or "")
+                for r in rows}, str(run_id)
+
+
+WARM_MESSAGE = "Reply with OK."
+
+
+def warm_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The one cheap synchronous request that writes a prefix into the cache."""
+    return {"model": params["model"], "max_tokens": 1, "system": params["system"],
+            "messages": [{"role": "user", "content": WARM_MESSAGE}]}
+
+
+def project(prepared: Prepared, engine: Engine | None = None, *,
+            count_tokens: Callable[[dict[str, Any]], int] | None = None) -> Projection:
+    suite = prepared.suite
+    batch = suite.mode == "batch"
+    previous, prev_run = _previous_outputs(engine, prepared)
+    lines: dict[tuple[str, str], ProjectionLine] = {}
+    cache = _CacheModel(prepared)
+    warm = batch and suite.cache.mode != "off" and suite.cache.warm
+    warmed: set[bytes] = set()
+    counter = count_tokens or count_request
+
+    def add(step: str, model: str, usage: Usage, is_batch: bool) -> None:
+        cf = counterfactuals(usage, model, batch=is_batch, strongest=prepared.strongest,
+                             catalog=prepared.catalog)
+        out = counterfactuals(Usage(output_tokens=usage.output_tokens), model, batch=is_batch,
+                              strongest=prepared.strongest, catalog=prepared.catalog)
+        line = lines.setdefault((step, model), ProjectionLine(step, model))
+        line.add(usage, cf)
+        for name, value in zip(STRATEGIES, (out.actual, out.sync, out.no_cache, out.no_routing,
+                                            out.naive), strict=True):
+            line.costs[f"{name}:output"] = line.costs.get(f"{name}:output", 0.0) + value
+
+    def account(req: PlannedRequest, output_tokens: int) -> None:
+        params = _params(req, prepared)
+        if warm and "system" in params:
+            points = breakpoints(params["model"], request_blocks(params))
+            if points and points[-1].key not in warmed:
+                warmed.add(points[-1].key)
+                wp = warm_params(params)
+                add("warm", req.model, cache.usage(wp, counter(wp), 1), False)
+        add(req.step, req.model, cache.usage(params, counter(params), output_tokens), batch)
+
+    model_graders = [g for g in prepared.graders if isinstance(g, ModelGrader)]
+    generated: list[tuple[int, Case, int, str]] = []
+    for req, case in _generate_requests(prepared):
+        tokens, text = previous.get(("generate", req.case_id, req.epoch, None),
+                                    (req.max_tokens, None))
+        account(req, tokens)
+        if model_graders:
+            generated.append((req.case_idx, case, req.epoch,
+                              text if text is not None else "tok " * tokens))
+            if len(generated) >= 1000:
+                _grade(prepared, model_graders, generated, previous, account)
+                generated = []
+    if generated:
+        _grade(prepared, model_graders, generated, previous, account)
+    output_source = (f"actual outputs of run {prev_run} (same manifest)" if prev_run
+                     else "max_tokens (an upper bound: no comparable run yet)")
+    token_source = "count_tokens API" if count_tokens else LOCAL_ESTIMATE_NOTE
+    order = {"warm": 0, "generate": 1, "grade": 2}
+    return Projection(suite.name, suite.mode, prepared.case_count,
+                      sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model)),
+                      token_source, output_source, len(warmed))
+
+
+def _generate_requests(prepared: Prepared) -> Iterator[tuple[PlannedRequest, Case]]:
+    for idx, case in enumerate(iter_cases(prepared.suite)):
+        for req in plan_generate(prepared.suite, [(idx, case)], prepared.router):
+            yield req, case
+
+
+def _grade(prepared: Prepared, graders: list[ModelGrader],
+           generated: list[tuple[int, Case, int, str]], previous: dict,
+           account: Callable[[PlannedRequest, int], None]) -> None:
+    routers = {g.name: Router(g.model, prepared.suite.routing, prepared.catalog) for g in graders}
+    for req in plan_grade(graders, routers, generated):
+        tokens, _ = previous.get(("grade", req.case_id, req.epoch, req.grader),
+                                 (req.max_tokens, None))
+        account(req, tokens)
+
+
+def _params(req: PlannedRequest, prepared: Prepared) -> dict[str, Any]:
+    from .caching import with_breakpoint
+
+    params: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens}
+    if req.system:
+        tokens = count_request({"system": req.system})
+        params["system"] = with_breakpoint(req.system, tokens, req.model, prepared.ttl,
+                                           prepared.catalog)
+    params["messages"] = req.messages
+    if req.extra:
+        params.update(req.extra)
+    return params

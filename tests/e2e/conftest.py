@@ -1,0 +1,49 @@
+"""End-to-end fixtures: a real sandbox on 127.0.0.1 and the real CLI, in-process or as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from evalbatch.sandbox import SandboxConfig, SandboxServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxConfig(responder="echo", batch_latency=0.0))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cli_env(sandbox: SandboxServer, _isolated_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
+    env.update({"ANTHROPIC_BASE_URL": sandbox.base_url, "ANTHROPIC_API_KEY": "test-key",
+                "EVALBATCH_HOME": str(_isolated_home), "COLUMNS": "160", "NO_COLOR": "1"})
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None,
+            timeout: float = 120) -> CliResult:
+    """The real CLI as a process, the way a cron line or CI runs it."""
+    proc = subprocess.run([sys.executable, "-m", "evalbatch", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
