@@ -99,6 +99,9 @@ def run(
                                            "script:FILE | python:module:fn.")] = "echo",
     batch_latency: Annotated[float, typer.Option("--batch-latency", help="With --sandbox: "
                                                  "seconds a batch takes.")] = 0.2,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Compare with this run "
+                                                 "(or `latest` comparable) at the end; exit 1 "
+                                                 "on regression.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -142,18 +145,24 @@ def run(
             out.print(f"{run_id}")
             err.print(f"submitted; collect with: evalbatch collect {run_id}")
         return
-    _finish(engine, run_id, as_json, print_text, summarize)
+    _finish(engine, run_id, as_json, print_text, summarize, baseline)
 
 
-def _finish(engine: Any, run_id: str, as_json: bool, print_text: Any, summarize: Any) -> None:
+def _finish(engine: Any, run_id: str, as_json: bool, print_text: Any, summarize: Any,
+            baseline: str | None) -> None:
+    from .gate import check_gate
+
     summary = summarize(engine, run_id)
+    verdict = check_gate(engine, summary, baseline)
     if as_json:
-        _print_json(summary.to_dict())
+        _print_json({**summary.to_dict(), "gate": verdict.to_dict()})
     else:
         print_text(summary, out)
+        for line in verdict.lines:
+            out.print(line)
     if summary.run["status"] == "needs_attention":
         raise typer.Exit(3)
-    if summary.gate_failed:
+    if verdict.failed:
         raise typer.Exit(1)
 
 
@@ -283,7 +292,37 @@ def report(
     from .report.render import render_report
 
     engine = _store(db)
-    text = render_report(engine, _resolve_run(engine, run_id), fmt)
+    _emit(render_report(engine, _resolve_run(engine, run_id), fmt), output)
+
+
+@app.command()
+def compare(
+    base: Annotated[str, typer.Argument(help="The baseline run id (or `latest`).")],
+    new: Annotated[str, typer.Argument(help="The new run id (or `latest`).")],
+    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown | junit | html")
+                   ] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
+                      ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest pass-rate drop "
+                                              "(0..1) that counts as a regression.")] = 0.0,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse runs whose cases or graders "
+                                         "differ.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Paired comparison of two runs: what changed, regressions, p-values. Exit 1 on regression."""
+    from .compare import compare_runs
+    from .report.compare_render import render_comparison
+
+    engine = _store(db)
+    result = compare_runs(engine, _resolve_run(engine, base), _resolve_run(engine, new),
+                          alpha=alpha, min_effect=min_effect, strict=strict)
+    _emit(render_comparison(result, fmt), output)
+    if result.verdict == "regressed":
+        raise typer.Exit(1)
+
+
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:

@@ -56,3 +56,10 @@ def render_html(engine: Engine, summary: RunSummary) -> str:
         totals={k: summary.total(k) for k in ("cost", "sync_cost", "nocache_cost",
                                               "norouting_cost", "naive_cost")},
     )
+
+
+def render_compare_html(cmp: Any) -> str:
+    from .compare_render import verdict_line
+
+    return _ENV.get_template("compare.html.j2").render(
+        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp))

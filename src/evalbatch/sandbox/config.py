@@ -1,0 +1,55 @@
+"""The sandbox's settings: responder, batch timing, faults, rate limits, seed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FaultConfig:
+    """Probabilities (0..1) of each fault, drawn from one seeded generator.
+
+    ``script`` is a deterministic queue of HTTP statuses (429, 500, 529, or 0 for a dropped
+    connection) returned to the next requests, in order, before any probability applies.
+    """
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_529: float = 0.0
+    rate_drop: float = 0.0
+    errored: float = 0.0  # batch items that end `errored` with a retryable error
+    expired: float = 0.0  # batch items that end `expired`
+    truncate_results: bool = False  # the first results download of each batch is cut short
+    endpoints: tuple[str, ...] = ("messages", "count_tokens", "batches", "results")
+    script: list[int] = field(default_factory=list)
+    retry_after_s: float = 0.05
+
+
+@dataclass
+class RateLimit:
+    """Per-model token buckets (per minute). ``model`` may be a glob such as ``*``."""
+
+    model: str = "*"
+    rpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+
+
+@dataclass
+class SandboxConfig:
+    responder: str | Callable[[dict[str, Any]], Any] = "echo"
+    batch_latency: float = 0.0  # seconds a batch stays in_progress before its items are processed
+    message_latency: float = 0.0  # seconds each /v1/messages call takes (for concurrency tests)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    rate_limits: list[RateLimit] = field(default_factory=list)
+    seed: int = 0
+    expire_after: float | None = None  # unfinished batch items expire after this many seconds
+    batch_concurrency: int = 1  # items processed together: a wave cannot read its own writes
+    max_batch_bytes: int = 256_000_000
+    host: str = "127.0.0.1"
+    port: int = 0
+    allow_remote: bool = False
+    clock: Callable[[], float] = time.time

@@ -1,0 +1,87 @@
+"""Running the sandbox: in-process on a background thread (tests, `run --sandbox`) or in the
+foreground (`evalbatch sandbox`). Binds loopback unless remote access is asked for."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+import urllib.request
+from typing import Any
+
+import uvicorn
+
+from ..errors import ConfigError
+from .app import SandboxApp
+from .config import SandboxConfig
+from .state import SandboxState
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    if allow_remote:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(f"refusing to bind {host}: the sandbox serves loopback only "
+                          "(pass --allow-remote to bind another address)")
+
+
+def build_server(config: SandboxConfig) -> tuple[uvicorn.Server, SandboxApp]:
+    check_host(config.host, config.allow_remote)
+    app = SandboxApp(SandboxState(config))
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="critical",
+                               access_log=False, lifespan="off", ws="none",
+                               timeout_graceful_shutdown=1)
+    return uvicorn.Server(uv_config), app
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+class SandboxServer:
+    """The sandbox on a background thread, on an ephemeral loopback port by default.
+
+        with SandboxServer(SandboxConfig(responder="echo")) as sb:
+            client = anthropic.Anthropic(base_url=sb.base_url, api_key="test")
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._server, self.app = build_server(self.config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.host}:{bound_port(self._server)}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.run, daemon=True, name="sandbox")
+        self._thread.start()
+        for _ in range(500):
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        raise RuntimeError("the sandbox did not start")
+
+    def stop(self) -> None:
+        self.app.store.stop()
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/_sandbox/stats", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
