@@ -10,8 +10,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .providers.base import BatchInfo
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+def _console(stderr: bool = False) -> Console:
+    # Piped output (cron, CI logs) gets 120 columns, not rich's 80, so tables stay readable.
+    probe = Console(stderr=stderr)
+    width = None if probe.is_terminal else max(120, probe.width)
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def age(seconds: float) -> str:

@@ -6,8 +6,8 @@
     │   ├── ConfigError              a flag, env var or data-file override is invalid
     │   └── BudgetExceeded           the projected cost is above the budget
     ├── NotFound            (exit 2) a run id or file that does not exist
+    │   └── MissingCredentials       no API key; raised before anything is written
     ├── ProviderError       (exit 3) the provider failed after retries; state is kept
-    │   └── MissingCredentials       no API key; raised before anything is submitted
     ├── StoreError          (exit 3) the store cannot be opened or migrated
     └── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
 """
@@ -61,7 +61,7 @@ class ProviderError(EvalbatchError):
         super().__init__(message)
 
 
-class MissingCredentials(ProviderError):
+class MissingCredentials(InputError):
     def __init__(self, env_var: str) -> None:
         super().__init__(
             f"no API key: set {env_var} (or use --sandbox to run against the local simulator)"

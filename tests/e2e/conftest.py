@@ -24,8 +24,14 @@ class CliResult:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig(responder="echo", batch_latency=0.0))
+def sandbox_config() -> SandboxConfig:
+    """Override in a test module to change the sandbox (responder, faults...)."""
+    return SandboxConfig(responder="echo", batch_latency=0.0)
+
+
+@pytest.fixture
+def sandbox(sandbox_config: SandboxConfig) -> Iterator[SandboxServer]:
+    server = SandboxServer(sandbox_config)
     server.start()
     try:
         yield server
