@@ -10,8 +10,10 @@ from evalbatch.routing import Router, compile_rule
 
 
 def _routing(**table: str) -> SimpleNamespace:
-    rules = [SimpleNamespace(when="tags contains 'safety'", model="opus"),
-             SimpleNamespace(when="metadata.lang == 'de'", model="sonnet")]
+    rules = [
+        SimpleNamespace(when="tags contains 'safety'", model="opus"),
+        SimpleNamespace(when="metadata.lang == 'de'", model="sonnet"),
+    ]
     return SimpleNamespace(table=table, default="sonnet", rules=rules)
 
 

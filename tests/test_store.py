@@ -15,10 +15,28 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
     with engine.begin() as conn:
         assert apply_migrations(conn) == []  # already applied at open
         cols = table_columns(conn)
-    assert set(cols) == {"_migrations", "batches", "cases", "leases", "prefixes", "requests",
-                         "results", "runs", "scores", "steps"}
-    assert {"cost_usd", "sync_cost_usd", "nocache_cost_usd", "naive_cost_usd",
-            "cache_write_5m", "cache_write_1h", "cache_read", "route"} <= set(cols["results"])
+    assert set(cols) == {
+        "_migrations",
+        "batches",
+        "cases",
+        "leases",
+        "prefixes",
+        "requests",
+        "results",
+        "runs",
+        "scores",
+        "steps",
+    }
+    assert {
+        "cost_usd",
+        "sync_cost_usd",
+        "nocache_cost_usd",
+        "naive_cost_usd",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "route",
+    } <= set(cols["results"])
     assert "provider_batch_id" in cols["batches"]
 
 
@@ -37,8 +55,11 @@ def test_password_never_reaches_messages() -> None:
     assert _redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
 
 
-@given(st.text(alphabet="0123456789abcdefT-", min_size=1, max_size=30),
-       st.sampled_from(["generate", "grade", "warm"]), st.integers(0, 10**7))
+@given(
+    st.text(alphabet="0123456789abcdefT-", min_size=1, max_size=30),
+    st.sampled_from(["generate", "grade", "warm"]),
+    st.integers(0, 10**7),
+)
 def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> None:
     import re
 

@@ -25,7 +25,12 @@ def test_request_blocks_order_is_tools_system_messages() -> None:
         "messages": [{"role": "user", "content": "hi there"}],
     }
     blocks = request_blocks(params)
-    assert [b.where for b in blocks] == ["tools[0]", "system[0]", "system[1]", "messages[0].content"]
+    assert [b.where for b in blocks] == [
+        "tools[0]",
+        "system[0]",
+        "system[1]",
+        "messages[0].content",
+    ]
     assert count_request(params) == sum(b.tokens for b in blocks)
 
 
@@ -34,8 +39,10 @@ def test_breakpoint_keys_depend_on_exact_prefix_not_on_cache_control() -> None:
     marked = {**sys_block, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
     a = {"system": [marked], "messages": [{"role": "user", "content": "case 1"}]}
     b = {"system": [marked], "messages": [{"role": "user", "content": "case 2"}]}
-    c = {"system": [{**marked, "text": "other rubric " * 50}],
-         "messages": [{"role": "user", "content": "case 1"}]}
+    c = {
+        "system": [{**marked, "text": "other rubric " * 50}],
+        "messages": [{"role": "user", "content": "case 1"}],
+    }
     ka = breakpoints("m", request_blocks(a))
     kb = breakpoints("m", request_blocks(b))
     kc = breakpoints("m", request_blocks(c))

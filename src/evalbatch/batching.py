@@ -8,7 +8,7 @@ the next advance by listing the provider's batches; only when none matches is it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,10 @@ class BatchLimits:
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> BatchLimits:
         limits = catalog.limits.get("anthropic", {})
-        return cls(int(limits.get("batch_max_requests", 100_000)),
-                   int(limits.get("batch_max_bytes", 256_000_000)))
+        return cls(
+            int(limits.get("batch_max_requests", 100_000)),
+            int(limits.get("batch_max_bytes", 256_000_000)),
+        )
 
 
 @dataclass
@@ -84,8 +86,10 @@ class BatchPath:
                     f"request {cid} (case {row.case_id!r}) is {item_bytes:,} bytes, above the "
                     f"batch limit of {self.limits.max_bytes:,}"
                 )
-            if chunk and (len(chunk) >= self.limits.max_requests
-                          or size + item_bytes + envelope > self.limits.max_bytes):
+            if chunk and (
+                len(chunk) >= self.limits.max_requests
+                or size + item_bytes + envelope > self.limits.max_bytes
+            ):
                 yield chunk
                 chunk, size = [], 0
             chunk.append((row.id, cid, params, item_bytes))
@@ -97,22 +101,36 @@ class BatchPath:
         ids = [rid for rid, *_ in chunk]
         now = time.time()
         with self.engine.begin() as conn:
-            seq = (conn.execute(
-                select(func.max(schema.batches.c.seq)).where(schema.batches.c.run_id == self.run_id)
-            ).scalar() or 0) + 1
+            seq = (
+                conn.execute(
+                    select(func.max(schema.batches.c.seq)).where(
+                        schema.batches.c.run_id == self.run_id
+                    )
+                ).scalar()
+                or 0
+            ) + 1
             batch_row_id = conn.execute(
                 schema.batches.insert().values(
-                    run_id=self.run_id, step=step, seq=seq, provider=self.provider.name,
-                    status="intent", request_count=len(chunk),
-                    bytes=sum(b for *_, b in chunk), created_at=now, poll_failures=0,
+                    run_id=self.run_id,
+                    step=step,
+                    seq=seq,
+                    provider=self.provider.name,
+                    status="intent",
+                    request_count=len(chunk),
+                    bytes=sum(b for *_, b in chunk),
+                    created_at=now,
+                    poll_failures=0,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             for start in range(0, len(ids), 5000):
                 conn.execute(
                     update(schema.requests)
-                    .where(schema.requests.c.id.in_(ids[start:start + 5000]))
-                    .values(status="queued", batch_id=batch_row_id,
-                            attempts=schema.requests.c.attempts + 1)
+                    .where(schema.requests.c.id.in_(ids[start : start + 5000]))
+                    .values(
+                        status="queued",
+                        batch_id=batch_row_id,
+                        attempts=schema.requests.c.attempts + 1,
+                    )
                 )
         info = self.provider.submit_batch([(cid, params) for _, cid, params, _ in chunk])
         self._record_handle(batch_row_id, info)
@@ -122,8 +140,13 @@ class BatchPath:
             conn.execute(
                 update(schema.batches)
                 .where(schema.batches.c.id == batch_row_id)
-                .values(provider_batch_id=info.id, status=info.status, submitted_at=time.time(),
-                        expires_at=info.expires_at, counts=orjson.dumps(info.counts).decode())
+                .values(
+                    provider_batch_id=info.id,
+                    status=info.status,
+                    submitted_at=time.time(),
+                    expires_at=info.expires_at,
+                    counts=orjson.dumps(info.counts).decode(),
+                )
             )
 
     # -- reconcile ------------------------------------------------------------------------
@@ -131,18 +154,25 @@ class BatchPath:
         """Adopt the provider batch each unconfirmed intent created, or resubmit it."""
         with self.engine.connect() as conn:
             intents = conn.execute(
-                select(schema.batches).where(and_(schema.batches.c.run_id == self.run_id,
-                                                  schema.batches.c.status == "intent"))
+                select(schema.batches).where(
+                    and_(
+                        schema.batches.c.run_id == self.run_id, schema.batches.c.status == "intent"
+                    )
+                )
             ).fetchall()
             if not intents:
                 return
-            known = set(conn.execute(
-                select(schema.batches.c.provider_batch_id)
-                .where(schema.batches.c.provider_batch_id.is_not(None))
-            ).scalars())
+            known = set(
+                conn.execute(
+                    select(schema.batches.c.provider_batch_id).where(
+                        schema.batches.c.provider_batch_id.is_not(None)
+                    )
+                ).scalars()
+            )
         oldest = min(row.created_at for row in intents) - CLOCK_SLACK_S
-        candidates = [b for b in self.provider.list_batches(created_after=oldest)
-                      if b.id not in known]
+        candidates = [
+            b for b in self.provider.list_batches(created_after=oldest) if b.id not in known
+        ]
         for intent in sorted(intents, key=lambda r: r.seq):
             match = self._match(intent, candidates)
             if match is not None:
@@ -171,8 +201,9 @@ class BatchPath:
         with self.engine.connect() as conn:
             r = schema.requests.c
             found = conn.execute(
-                select(r.batch_id).where(and_(r.run_id == self.run_id, r.step == parsed[1],
-                                              r.idx == parsed[2]))
+                select(r.batch_id).where(
+                    and_(r.run_id == self.run_id, r.step == parsed[1], r.idx == parsed[2])
+                )
             ).scalar()
         return bool(found == batch_row_id)
 
@@ -181,20 +212,27 @@ class BatchPath:
         with self.engine.begin() as conn:
             conn.execute(
                 update(schema.requests)
-                .where(and_(schema.requests.c.batch_id == batch_row_id,
-                            schema.requests.c.status == "queued"))
+                .where(
+                    and_(
+                        schema.requests.c.batch_id == batch_row_id,
+                        schema.requests.c.status == "queued",
+                    )
+                )
                 .values(status="pending", batch_id=None, attempts=schema.requests.c.attempts - 1)
             )
-            conn.execute(update(schema.batches).where(schema.batches.c.id == batch_row_id)
-                         .values(status="abandoned"))
+            conn.execute(
+                update(schema.batches)
+                .where(schema.batches.c.id == batch_row_id)
+                .values(status="abandoned")
+            )
 
     # -- poll and collect ------------------------------------------------------------------
-    def open_batches(self, step: str) -> list[Any]:
+    def open_batches(self, step: str) -> Sequence[Any]:
         with self.engine.connect() as conn:
             b = schema.batches.c
             return conn.execute(
-                select(schema.batches).where(and_(b.run_id == self.run_id, b.step == step,
-                                                  b.status.in_(OPEN)))
+                select(schema.batches)
+                .where(and_(b.run_id == self.run_id, b.step == step, b.status.in_(OPEN)))
                 .order_by(b.seq)
             ).fetchall()
 
@@ -215,17 +253,28 @@ class BatchPath:
             info = self.provider.get_batch(row.provider_batch_id)
         except ProviderError as exc:
             with self.engine.begin() as conn:
-                conn.execute(update(schema.batches).where(schema.batches.c.id == row.id)
-                             .values(poll_failures=schema.batches.c.poll_failures + 1,
-                                     last_error=str(exc), polled_at=time.time()))
+                conn.execute(
+                    update(schema.batches)
+                    .where(schema.batches.c.id == row.id)
+                    .values(
+                        poll_failures=schema.batches.c.poll_failures + 1,
+                        last_error=str(exc),
+                        polled_at=time.time(),
+                    )
+                )
             if row.poll_failures + 1 >= MAX_POLL_FAILURES:
                 raise
             return None
         with self.engine.begin() as conn:
             conn.execute(
-                update(schema.batches).where(schema.batches.c.id == row.id).values(
-                    status=info.status, counts=orjson.dumps(info.counts).decode(),
-                    polled_at=time.time(), ended_at=info.ended_at, poll_failures=0,
+                update(schema.batches)
+                .where(schema.batches.c.id == row.id)
+                .values(
+                    status=info.status,
+                    counts=orjson.dumps(info.counts).decode(),
+                    polled_at=time.time(),
+                    ended_at=info.ended_at,
+                    poll_failures=0,
                     last_error=None,
                 )
             )
@@ -233,29 +282,43 @@ class BatchPath:
 
     def collect(self, batch_row_id: int, provider_batch_id: str) -> None:
         """Stream an ended batch's results into the store; safe to repeat after a cut."""
-        record_outcomes(self.engine, self.ingest, self.provider.iter_results(provider_batch_id),
-                        batch_row_id)
+        record_outcomes(
+            self.engine, self.ingest, self.provider.iter_results(provider_batch_id), batch_row_id
+        )
         with self.engine.begin() as conn:
             # A complete stream that lacked an item: send that request again.
             conn.execute(
                 update(schema.requests)
-                .where(and_(schema.requests.c.batch_id == batch_row_id,
-                            schema.requests.c.status == "queued"))
+                .where(
+                    and_(
+                        schema.requests.c.batch_id == batch_row_id,
+                        schema.requests.c.status == "queued",
+                    )
+                )
                 .values(status="pending", last_error="missing from the batch results")
             )
-            conn.execute(update(schema.batches).where(schema.batches.c.id == batch_row_id)
-                         .values(status="collected"))
+            conn.execute(
+                update(schema.batches)
+                .where(schema.batches.c.id == batch_row_id)
+                .values(status="collected")
+            )
 
     def cancel(self) -> int:
         canceled = 0
         with self.engine.connect() as conn:
             b = schema.batches.c
-            rows = conn.execute(select(schema.batches).where(and_(
-                b.run_id == self.run_id, b.status.in_(("in_progress",))))).fetchall()
+            rows = conn.execute(
+                select(schema.batches).where(
+                    and_(b.run_id == self.run_id, b.status.in_(("in_progress",)))
+                )
+            ).fetchall()
         for row in rows:
             info = self.provider.cancel_batch(row.provider_batch_id)
             canceled += 1
             with self.engine.begin() as conn:
-                conn.execute(update(schema.batches).where(schema.batches.c.id == row.id)
-                             .values(status=info.status))
+                conn.execute(
+                    update(schema.batches)
+                    .where(schema.batches.c.id == row.id)
+                    .values(status=info.status)
+                )
         return canceled

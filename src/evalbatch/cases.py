@@ -37,12 +37,17 @@ def _to_case(raw: Any, position: int, source: str, line: int | None) -> Case:
         raise SuiteError(f"case {position}: must be an object with id and input", where=where)
     for key in raw:
         if key not in CASE_KEYS:
-            raise SuiteError(f"unknown case key {key!r}" + _did_you_mean(key, CASE_KEYS)
-                             + f" (allowed: {', '.join(CASE_KEYS)})", where=where)
+            raise SuiteError(
+                f"unknown case key {key!r}"
+                + _did_you_mean(key, CASE_KEYS)
+                + f" (allowed: {', '.join(CASE_KEYS)})",
+                where=where,
+            )
     case_id = raw.get("id", position)
     if not isinstance(case_id, str | int) or isinstance(case_id, bool) or str(case_id) == "":
-        raise SuiteError(f"case id must be a non-empty string or number (got {case_id!r})",
-                         where=where)
+        raise SuiteError(
+            f"case id must be a non-empty string or number (got {case_id!r})", where=where
+        )
     if raw.get("input") is None and not raw.get("vars"):
         raise SuiteError(f"case {str(case_id)!r}: needs `input` or `vars`", where=where)
     vars_ = raw.get("vars") or {}
@@ -52,19 +57,26 @@ def _to_case(raw: Any, position: int, source: str, line: int | None) -> Case:
     if isinstance(tags, str):
         tags = [t for t in tags.split(";") if t]
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise SuiteError(f"case {str(case_id)!r}: field 'tags' must be a list of strings",
-                         where=where)
+        raise SuiteError(
+            f"case {str(case_id)!r}: field 'tags' must be a list of strings", where=where
+        )
     difficulty = raw.get("difficulty")
     if difficulty is not None and not isinstance(difficulty, str):
-        raise SuiteError(f"case {str(case_id)!r}: field 'difficulty' must be a string",
-                         where=where)
+        raise SuiteError(f"case {str(case_id)!r}: field 'difficulty' must be a string", where=where)
     metadata = raw.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise SuiteError(f"case {str(case_id)!r}: field 'metadata' must be an object",
-                         where=where)
-    return Case(id=str(case_id), input=raw.get("input"), target=raw.get("target"), vars=vars_,
-                difficulty=difficulty, tags=tuple(tags), metadata=metadata, source=source,
-                line=line)
+        raise SuiteError(f"case {str(case_id)!r}: field 'metadata' must be an object", where=where)
+    return Case(
+        id=str(case_id),
+        input=raw.get("input"),
+        target=raw.get("target"),
+        vars=vars_,
+        difficulty=difficulty,
+        tags=tuple(tags),
+        metadata=metadata,
+        source=source,
+        line=line,
+    )
 
 
 def _jsonl(suite: Suite) -> Iterator[Case]:
@@ -79,12 +91,16 @@ def _jsonl(suite: Suite) -> Iterator[Case]:
             try:
                 text = raw_line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise SuiteError(f"not valid UTF-8 at byte {exc.start} of the line",
-                                 where=f"{spec.display}:{line_no}") from None
+                raise SuiteError(
+                    f"not valid UTF-8 at byte {exc.start} of the line",
+                    where=f"{spec.display}:{line_no}",
+                ) from None
             try:
                 raw = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                raise SuiteError(f"invalid JSON: {exc}", where=f"{spec.display}:{line_no}") from None
+                raise SuiteError(
+                    f"invalid JSON: {exc}", where=f"{spec.display}:{line_no}"
+                ) from None
             position += 1
             yield _to_case(raw, position, spec.display, line_no)
 
@@ -101,8 +117,11 @@ def read_text_check(suite: Suite) -> None:
     if size > limit:
         from .suite import _size
 
-        raise SuiteError(f"{_size(size)} is larger than the case-file limit of {_size(limit)} "
-                         "(set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)", where=spec.display)
+        raise SuiteError(
+            f"{_size(size)} is larger than the case-file limit of {_size(limit)} "
+            "(set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)",
+            where=spec.display,
+        )
     if spec.path.is_dir():
         raise SuiteError("is a folder, not a file", where=spec.display)
     try:
@@ -124,9 +143,11 @@ def _csv(suite: Suite) -> Iterator[Case]:
         raise SuiteError(f"not valid UTF-8 at byte {exc.start}", where=spec.display) from None
     with fh:
         if "input" not in header and "id" not in header:
-            raise SuiteError("CSV needs a header row with at least an `input` column "
-                             "(columns: id, input, target, difficulty, tags; others become vars)",
-                             where=f"{spec.display}:1")
+            raise SuiteError(
+                "CSV needs a header row with at least an `input` column "
+                "(columns: id, input, target, difficulty, tags; others become vars)",
+                where=f"{spec.display}:1",
+            )
         try:
             for position, row in enumerate(reader, start=1):
                 raw: dict[str, Any] = {"vars": {}}
@@ -135,8 +156,13 @@ def _csv(suite: Suite) -> Iterator[Case]:
                         raw[key] = value
                     elif key == "tags" and value:
                         raw["tags"] = [t for t in value.split(";") if t]
-                    elif key is not None and key not in ("id", "input", "target", "difficulty",
-                                                         "tags"):
+                    elif key is not None and key not in (
+                        "id",
+                        "input",
+                        "target",
+                        "difficulty",
+                        "tags",
+                    ):
                         raw["vars"][key] = value
                 yield _to_case(raw, position, spec.display, reader.line_num)
         except UnicodeDecodeError as exc:
@@ -153,17 +179,22 @@ def _yaml(suite: Suite) -> Iterator[Case]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{spec.display}:{mark.line + 1}" if mark else spec.display
-        raise SuiteError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-                         where=where) from None
+        raise SuiteError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("cases"), list):
         items, node = data["cases"], _child(node, "cases")
     elif isinstance(data, list):
         items = data
     else:
-        raise SuiteError("a YAML case file is a list of cases (or {cases: [...]})",
-                         where=spec.display)
-    lines = [n.start_mark.line + 1 for n in node.value] if isinstance(node, yaml.SequenceNode) \
+        raise SuiteError(
+            "a YAML case file is a list of cases (or {cases: [...]})", where=spec.display
+        )
+    lines = (
+        [n.start_mark.line + 1 for n in node.value]
+        if isinstance(node, yaml.SequenceNode)
         else [None] * len(items)
+    )
     for position, (raw, line) in enumerate(zip(items, lines, strict=False), start=1):
         yield _to_case(raw, position, spec.display, line)
 
@@ -195,23 +226,35 @@ def scan_cases(suite: Suite, graders: list[Grader]) -> CaseScan:
     for case in iter_cases(suite):
         if case.id in first_seen:
             before = first_seen[case.id]
-            raise SuiteError(f"duplicate case id {case.id!r}"
-                             + (f" (first at line {before})" if before else ""),
-                             where=f"{case.source}:{case.line}" if case.line else case.source)
+            raise SuiteError(
+                f"duplicate case id {case.id!r}" + (f" (first at line {before})" if before else ""),
+                where=f"{case.source}:{case.line}" if case.line else case.source,
+            )
         first_seen[case.id] = case.line
         context = case.context()
         render(suite.generate.prompt, context, case.where("prompt"))
         for label, template in templates:
             render(template, context, case.where(label))
-        digest.update(orjson.dumps({"id": case.id, "input": case.input, "target": case.target,
-                                    "vars": case.vars, "difficulty": case.difficulty,
-                                    "tags": list(case.tags), "metadata": case.metadata},
-                                   option=orjson.OPT_SORT_KEYS))
+        digest.update(
+            orjson.dumps(
+                {
+                    "id": case.id,
+                    "input": case.input,
+                    "target": case.target,
+                    "vars": case.vars,
+                    "difficulty": case.difficulty,
+                    "tags": list(case.tags),
+                    "metadata": case.metadata,
+                },
+                option=orjson.OPT_SORT_KEYS,
+            )
+        )
         digest.update(b"\n")
         if case.difficulty:
             difficulties[case.difficulty] = difficulties.get(case.difficulty, 0) + 1
         count += 1
     if count == 0:
-        raise SuiteError("no cases: the case list is empty",
-                         where=suite.cases.display or suite.display)
+        raise SuiteError(
+            "no cases: the case list is empty", where=suite.cases.display or suite.display
+        )
     return CaseScan(count, digest.hexdigest(), difficulties)

@@ -65,8 +65,10 @@ class Catalog:
         """Alias or id -> exact snapshot id; ConfigError naming the choices when unknown."""
         model_id = self.aliases.get(name, name)
         if model_id not in self.models:
-            known = ", ".join(sorted(self.aliases)) + "; or an id such as " + ", ".join(
-                sorted(self.models)[:3]
+            known = (
+                ", ".join(sorted(self.aliases))
+                + "; or an id such as "
+                + ", ".join(sorted(self.models)[:3])
             )
             raise ConfigError(f"unknown model {name!r} (known aliases: {known})")
         return model_id

@@ -21,11 +21,19 @@ from . import __version__
 from .console import RichProgress, age, err, out
 from .errors import ConfigError, EvalbatchError, NotFound, ProviderError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Run LLM evaluation suites batch-first: half the price, nothing lost.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Run LLM evaluation suites batch-first: half the price, nothing lost.",
+)
 
-DbOpt = Annotated[str | None, typer.Option("--db", envvar="EVALBATCH_DB",
-                                           help="Store URL (default: SQLite in $EVALBATCH_HOME).")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db", envvar="EVALBATCH_DB", help="Store URL (default: SQLite in $EVALBATCH_HOME)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (data only).")]
 _state: dict[str, Any] = {"debug": False}
 
@@ -83,25 +91,46 @@ def _provider_factory(sandbox: bool, responder: str, batch_latency: float) -> It
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
-    mode: Annotated[str | None, typer.Option("--mode", help="batch | sync (overrides the suite)."
-                                             )] = None,
-    detach: Annotated[bool, typer.Option("--detach", help="Submit, print the run id, exit; "
-                                         "`evalbatch collect` picks up.")] = False,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key: "
-                                                   "key=value (dotted keys).")] = None,
-    budget: Annotated[float | None, typer.Option("--budget", help="Refuse to submit above "
-                                                 "this projected cost (USD).")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Sync-path "
-                                                    "concurrency.")] = None,
-    sandbox: Annotated[bool, typer.Option("--sandbox", help="Run against an in-process "
-                                          "loopback sandbox (no key, no cost).")] = False,
-    responder: Annotated[str, typer.Option("--responder", help="With --sandbox: echo | "
-                                           "script:FILE | python:module:fn.")] = "echo",
-    batch_latency: Annotated[float, typer.Option("--batch-latency", help="With --sandbox: "
-                                                 "seconds a batch takes.")] = 0.2,
-    baseline: Annotated[str | None, typer.Option("--baseline", help="Compare with this run "
-                                                 "(or `latest` comparable) at the end; exit 1 "
-                                                 "on regression.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="batch | sync (overrides the suite).")
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Submit, print the run id, exit; `evalbatch collect` picks up."
+        ),
+    ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a suite key: key=value (dotted keys)."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Refuse to submit above this projected cost (USD)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Sync-path concurrency.")
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox", help="Run against an in-process loopback sandbox (no key, no cost)."
+        ),
+    ] = False,
+    responder: Annotated[
+        str,
+        typer.Option("--responder", help="With --sandbox: echo | script:FILE | python:module:fn."),
+    ] = "echo",
+    batch_latency: Annotated[
+        float, typer.Option("--batch-latency", help="With --sandbox: seconds a batch takes.")
+    ] = 0.2,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this run (or `latest` comparable) at the end; exit 1 on regression.",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -114,8 +143,10 @@ def run(
     if mode not in (None, "batch", "sync"):
         raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
     if detach and sandbox:
-        raise ConfigError("--detach with --sandbox: the in-process sandbox stops when `run` "
-                          "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead")
+        raise ConfigError(
+            "--detach with --sandbox: the in-process sandbox stops when `run` "
+            "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
+        )
     prepared = prepare(suite, sets or [], mode)
     engine = _store(db)
     budget = budget if budget is not None else prepared.suite.budget_usd
@@ -126,16 +157,20 @@ def run(
         projected = project(prepared, engine).total("plan")
         if projected > budget:
             raise BudgetExceeded(projected, budget)
-    options = {"retries": prepared.suite.retries,
-               "concurrency": concurrency or prepared.suite.concurrency,
-               "budget_usd": budget,
-               "sandbox": sandbox}
+    options = {
+        "retries": prepared.suite.retries,
+        "concurrency": concurrency or prepared.suite.concurrency,
+        "budget_usd": budget,
+        "sandbox": sandbox,
+    }
     with _provider_factory(sandbox, responder, batch_latency) as factory:
         if not sandbox:
             factory().close()  # a missing key fails here, before anything is written
         run_id = create_run(engine, prepared, options)
-        err.print(f"run {run_id}: {prepared.case_count} cases, mode {prepared.suite.mode}, "
-                  f"manifest {prepared.manifest.short}")
+        err.print(
+            f"run {run_id}: {prepared.case_count} cases, mode {prepared.suite.mode}, "
+            f"manifest {prepared.manifest.short}"
+        )
         runner = Runner(engine, run_id, factory, RichProgress(quiet=as_json))
         status = runner.run(detach=detach)
     if detach and status not in ("done",):
@@ -148,8 +183,9 @@ def run(
     _finish(engine, run_id, as_json, print_text, summarize, baseline)
 
 
-def _finish(engine: Any, run_id: str, as_json: bool, print_text: Any, summarize: Any,
-            baseline: str | None) -> None:
+def _finish(
+    engine: Any, run_id: str, as_json: bool, print_text: Any, summarize: Any, baseline: str | None
+) -> None:
     from .gate import check_gate
 
     summary = summarize(engine, run_id)
@@ -170,12 +206,13 @@ def _finish(engine: Any, run_id: str, as_json: bool, print_text: Any, summarize:
 def plan(
     suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
     mode: Annotated[str | None, typer.Option("--mode", help="batch | sync.")] = None,
-    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")
-                    ] = None,
-    per_month: Annotated[int, typer.Option("--per-month", help="Runs per month, for the "
-                                           "monthly figures.")] = 30,
-    count_tokens: Annotated[str, typer.Option("--count-tokens", help="local | api (needs a "
-                                              "key; exact token counts).")] = "local",
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")] = None,
+    per_month: Annotated[
+        int, typer.Option("--per-month", help="Runs per month, for the monthly figures.")
+    ] = 30,
+    count_tokens: Annotated[
+        str, typer.Option("--count-tokens", help="local | api (needs a key; exact token counts).")
+    ] = "local",
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -201,8 +238,9 @@ def plan(
 
 @app.command()
 def collect(
-    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to advance (default: all "
-                                                        "open runs).")] = None,
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Runs to advance (default: all open runs).")
+    ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every open run.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Loop until the runs are done.")] = False,
     db: DbOpt = None,
@@ -261,17 +299,25 @@ def status(
     if not states:
         out.print("no open runs")
     for state in states:
-        out.print(f"[bold]{state['id']}[/bold]  {state['suite']}  {state['status']}  "
-                  f"mode {state['mode']}  age {age(state['age_s'])}")
+        out.print(
+            f"[bold]{state['id']}[/bold]  {state['suite']}  {state['status']}  "
+            f"mode {state['mode']}  age {age(state['age_s'])}"
+        )
         for step, counts in state["requests"].items():
             out.print(f"  {step}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         if state["batches"]:
             table = Table("step", "batch", "status", "requests", "counts", "age", "expires in")
             for b in state["batches"]:
                 counts = ", ".join(f"{k} {v}" for k, v in b["counts"].items() if v)
-                table.add_row(b["step"], b["provider_batch_id"] or "(intent)", b["status"],
-                              str(b["requests"]), counts, age(b["age_s"]),
-                              age(b["expires_in_s"]) if b["expires_in_s"] else "-")
+                table.add_row(
+                    b["step"],
+                    b["provider_batch_id"] or "(intent)",
+                    b["status"],
+                    str(b["requests"]),
+                    counts,
+                    age(b["age_s"]),
+                    age(b["expires_in_s"]) if b["expires_in_s"] else "-",
+                )
             out.print(table)
         for warning in state["warnings"]:
             err.print(f"[yellow]warning:[/yellow] {warning}")
@@ -282,10 +328,10 @@ def status(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id, or `latest`.")],
-    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown | junit | html")
-                   ] = "text",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
-                      ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text | json | markdown | junit | html")
+    ] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     db: DbOpt = None,
 ) -> None:
     """Report a stored run: scoreboard, cost by step and model, errors."""
@@ -299,15 +345,20 @@ def report(
 def compare(
     base: Annotated[str, typer.Argument(help="The baseline run id (or `latest`).")],
     new: Annotated[str, typer.Argument(help="The new run id (or `latest`).")],
-    fmt: Annotated[str, typer.Option("--format", help="text | json | markdown | junit | html")
-                   ] = "text",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")
-                      ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text | json | markdown | junit | html")
+    ] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
-    min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest pass-rate drop "
-                                              "(0..1) that counts as a regression.")] = 0.0,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse runs whose cases or graders "
-                                         "differ.")] = False,
+    min_effect: Annotated[
+        float,
+        typer.Option(
+            "--min-effect", help="Smallest pass-rate drop (0..1) that counts as a regression."
+        ),
+    ] = 0.0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse runs whose cases or graders differ.")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
     """Paired comparison of two runs: what changed, regressions, p-values. Exit 1 on regression."""
@@ -315,8 +366,14 @@ def compare(
     from .report.compare_render import render_comparison
 
     engine = _store(db)
-    result = compare_runs(engine, _resolve_run(engine, base), _resolve_run(engine, new),
-                          alpha=alpha, min_effect=min_effect, strict=strict)
+    result = compare_runs(
+        engine,
+        _resolve_run(engine, base),
+        _resolve_run(engine, new),
+        alpha=alpha,
+        min_effect=min_effect,
+        strict=strict,
+    )
     _emit(render_comparison(result, fmt), output)
     if result.verdict == "regressed":
         raise typer.Exit(1)
@@ -350,10 +407,16 @@ def runs(
     table = Table("run", "suite", "when", "mode", "status", "manifest", "pass rate", "cost")
     for item in items:
         mark = " *" if item["manifest_changed"] else ""
-        table.add_row(item["id"], item["suite"],
-                      datetime.fromtimestamp(item["created_at"]).strftime("%Y-%m-%d %H:%M"),
-                      item["mode"], item["status"], item["manifest_hash"][:12] + mark,
-                      pct(item["pass_rate"]), usd(item["cost_usd"]))
+        table.add_row(
+            item["id"],
+            item["suite"],
+            datetime.fromtimestamp(item["created_at"]).strftime("%Y-%m-%d %H:%M"),
+            item["mode"],
+            item["status"],
+            item["manifest_hash"][:12] + mark,
+            pct(item["pass_rate"]),
+            usd(item["cost_usd"]),
+        )
     out.print(table)
     if any(i["manifest_changed"] for i in items):
         out.print("* the manifest changed from the run before: scores may not be comparable")
@@ -375,8 +438,13 @@ def cancel(
     runner = Runner(engine, run_id, open_provider)
     canceled = 0
     if runner.mode == "batch":
-        path = BatchPath(engine, runner.provider, runner.ingest, runner.ttl,
-                         BatchLimits.from_catalog(runner.catalog))
+        path = BatchPath(
+            engine,
+            runner.provider,
+            runner.ingest,
+            runner.ttl,
+            BatchLimits.from_catalog(runner.catalog),
+        )
         canceled = path.cancel()
     set_status(engine, run_id, "canceled")
     runner.close()
@@ -390,7 +458,8 @@ def _register_sandbox() -> None:
     from .sandbox.command import sandbox_command
 
     app.command("sandbox", help="Serve the loopback Anthropic API simulator on 127.0.0.1.")(
-        sandbox_command)
+        sandbox_command
+    )
 
 
 _register_sandbox()

@@ -20,8 +20,16 @@ from .errors import InputError
 from .stats import benjamini_hochberg, compare_numeric, compare_pass_fail, verdict
 from .store import schema
 
-RESULT_KEYS = ("generate", "routing", "graders", "cases", "epochs", "pricing_version",
-               "models_version", "evalbatch_version")
+RESULT_KEYS = (
+    "generate",
+    "routing",
+    "graders",
+    "cases",
+    "epochs",
+    "pricing_version",
+    "models_version",
+    "evalbatch_version",
+)
 
 
 @dataclass
@@ -103,18 +111,29 @@ def _manifest(engine: Engine, run_id: str) -> tuple[dict[str, Any], dict[str, An
     state = load_run(engine, run_id)
     with engine.connect() as conn:
         row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).one()
-    info = {"id": row.id, "suite": row.suite_name, "mode": row.mode, "status": row.status,
-            "manifest_hash": row.manifest_hash, "created_at": row.created_at,
-            "epochs": state.suite.epochs}
+    info = {
+        "id": row.id,
+        "suite": row.suite_name,
+        "mode": row.mode,
+        "status": row.status,
+        "manifest_hash": row.manifest_hash,
+        "created_at": row.created_at,
+        "epochs": state.suite.epochs,
+    }
     if row.status != "done":
         raise InputError(f"run {run_id} is {row.status}, not done: collect it first")
     return orjson.loads(row.manifest), info
 
 
 def _text_diff(name: str, old: str | None, new: str | None) -> str:
-    return "".join(difflib.unified_diff((old or "").splitlines(keepends=True),
-                                        (new or "").splitlines(keepends=True),
-                                        fromfile=f"base/{name}", tofile=f"new/{name}"))
+    return "".join(
+        difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            (new or "").splitlines(keepends=True),
+            fromfile=f"base/{name}",
+            tofile=f"new/{name}",
+        )
+    )
 
 
 def diff_manifests(base: dict[str, Any], new: dict[str, Any]) -> list[ManifestChange]:
@@ -122,21 +141,34 @@ def diff_manifests(base: dict[str, Any], new: dict[str, Any]) -> list[ManifestCh
     bg, ng = base.get("generate", {}), new.get("generate", {})
     for key in ("system", "prompt"):
         if bg.get(key) != ng.get(key):
-            changes.append(ManifestChange(f"generate.{key}", f"{key} text changed",
-                                          _text_diff(key, bg.get(key), ng.get(key))))
+            changes.append(
+                ManifestChange(
+                    f"generate.{key}",
+                    f"{key} text changed",
+                    _text_diff(key, bg.get(key), ng.get(key)),
+                )
+            )
     for key in ("model", "max_tokens", "stop_sequences"):
         if bg.get(key) != ng.get(key):
-            changes.append(ManifestChange(f"generate.{key}",
-                                          f"{_show(bg.get(key))} -> {_show(ng.get(key))}"))
+            changes.append(
+                ManifestChange(f"generate.{key}", f"{_show(bg.get(key))} -> {_show(ng.get(key))}")
+            )
     if base.get("routing") != new.get("routing"):
-        changes.append(ManifestChange("routing", "routing table changed",
-                                      _text_diff("routing", _pretty(base.get("routing")),
-                                                 _pretty(new.get("routing")))))
+        changes.append(
+            ManifestChange(
+                "routing",
+                "routing table changed",
+                _text_diff("routing", _pretty(base.get("routing")), _pretty(new.get("routing"))),
+            )
+        )
     changes.extend(_grader_changes(base.get("graders", []), new.get("graders", [])))
     if base.get("cases") != new.get("cases"):
         b, n = base.get("cases", {}), new.get("cases", {})
-        changes.append(ManifestChange("cases", f"case set changed ({b.get('count')} -> "
-                                               f"{n.get('count')} cases)"))
+        changes.append(
+            ManifestChange(
+                "cases", f"case set changed ({b.get('count')} -> {n.get('count')} cases)"
+            )
+        )
     for key in ("epochs", "pricing_version", "models_version", "evalbatch_version"):
         if base.get(key) != new.get(key):
             changes.append(ManifestChange(key, f"{base.get(key)} -> {new.get(key)}"))
@@ -162,41 +194,59 @@ def _grader_changes(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> li
         changes.append(ManifestChange(f"graders.{name}", "grader added"))
     for name in sorted(set(b) & set(n)):
         if b[name] != n[name]:
-            changes.append(ManifestChange(f"graders.{name}", "grader changed",
-                                          _text_diff(name, _pretty(b[name]), _pretty(n[name]))))
+            changes.append(
+                ManifestChange(
+                    f"graders.{name}",
+                    "grader changed",
+                    _text_diff(name, _pretty(b[name]), _pretty(n[name])),
+                )
+            )
     return changes
 
 
 def _cases(engine: Engine, run_id: str) -> dict[str, tuple[int, str]]:
     c = schema.cases.c
     with engine.connect() as conn:
-        return {row.case_id: (row.idx, row.data) for row in conn.execute(
-            select(c.case_id, c.idx, c.data).where(c.run_id == run_id))}
+        return {
+            row.case_id: (row.idx, row.data)
+            for row in conn.execute(select(c.case_id, c.idx, c.data).where(c.run_id == run_id))
+        }
 
 
 def _scores(engine: Engine, run_id: str) -> dict[tuple[str, int, str], Any]:
     s = schema.scores.c
     with engine.connect() as conn:
-        return {(row.case_id, row.epoch, row.grader): row for row in conn.execute(
-            select(schema.scores).where(s.run_id == run_id))}
+        return {
+            (row.case_id, row.epoch, row.grader): row
+            for row in conn.execute(select(schema.scores).where(s.run_id == run_id))
+        }
 
 
 def _outputs(engine: Engine, run_id: str, keys: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
     r = schema.results.c
     with engine.connect() as conn:
-        rows = conn.execute(select(r.case_id, r.epoch, r.text).where(and_(
-            r.run_id == run_id, r.step == "generate")))
+        rows = conn.execute(
+            select(r.case_id, r.epoch, r.text).where(and_(r.run_id == run_id, r.step == "generate"))
+        )
         return {(x.case_id, x.epoch): x.text or "" for x in rows if (x.case_id, x.epoch) in keys}
 
 
-def compare_runs(engine: Engine, base_id: str, new_id: str, *, alpha: float = 0.05,
-                 min_effect: float = 0.0, strict: bool = False) -> Comparison:
+def compare_runs(
+    engine: Engine,
+    base_id: str,
+    new_id: str,
+    *,
+    alpha: float = 0.05,
+    min_effect: float = 0.0,
+    strict: bool = False,
+) -> Comparison:
     base_m, base_info = _manifest(engine, base_id)
     new_m, new_info = _manifest(engine, new_id)
     changes = diff_manifests(base_m, new_m)
     base_cases, new_cases = _cases(engine, base_id), _cases(engine, new_id)
-    changed = sorted(k for k in set(base_cases) & set(new_cases)
-                     if base_cases[k][1] != new_cases[k][1])
+    changed = sorted(
+        k for k in set(base_cases) & set(new_cases) if base_cases[k][1] != new_cases[k][1]
+    )
     common = sorted(set(base_cases) & set(new_cases) - set(changed))
     base_graders = {g["name"]: g["type"] for g in base_m.get("graders", [])}
     new_graders = {g["name"]: g["type"] for g in new_m.get("graders", [])}
@@ -204,9 +254,11 @@ def compare_runs(engine: Engine, base_id: str, new_id: str, *, alpha: float = 0.
     skipped = sorted((set(base_graders) | set(new_graders)) - set(shared))
     comparable = not (changed or skipped or set(base_cases) ^ set(new_cases))
     if strict and not comparable:
-        raise InputError("--strict: the runs differ in cases or graders "
-                         f"({len(changed)} changed, {len(set(base_cases) ^ set(new_cases))} "
-                         f"added/removed cases; graders not shared: {', '.join(skipped) or '-'})")
+        raise InputError(
+            "--strict: the runs differ in cases or graders "
+            f"({len(changed)} changed, {len(set(base_cases) ^ set(new_cases))} "
+            f"added/removed cases; graders not shared: {', '.join(skipped) or '-'})"
+        )
     epochs = min(base_info["epochs"], new_info["epochs"])
     base_scores, new_scores = _scores(engine, base_id), _scores(engine, new_id)
     graders: list[GraderComparison] = []
@@ -217,8 +269,14 @@ def compare_runs(engine: Engine, base_id: str, new_id: str, *, alpha: float = 0.
             for epoch in range(epochs):
                 b = base_scores.get((case_id, epoch, name))
                 n = new_scores.get((case_id, epoch, name))
-                if b is None or n is None or b.error or n.error or b.passed is None \
-                        or n.passed is None:
+                if (
+                    b is None
+                    or n is None
+                    or b.error
+                    or n.error
+                    or b.passed is None
+                    or n.passed is None
+                ):
                     errors += 1
                     continue
                 pairs.append((bool(b.passed), bool(n.passed)))
@@ -230,10 +288,27 @@ def compare_runs(engine: Engine, base_id: str, new_id: str, *, alpha: float = 0.
         numeric = None
         if values and any(v not in (0.0, 1.0) for pair in values for v in pair):
             numeric = asdict(compare_numeric(values))
-        graders.append(GraderComparison(
-            name, base_graders[name], pf.n, pf.both_pass, pf.both_fail, pf.fixed, pf.regressed,
-            pf.base_rate, pf.new_rate, pf.diff, pf.ci_low, pf.ci_high, pf.p_value, pf.p_value,
-            errors, "no significant change", numeric))
+        graders.append(
+            GraderComparison(
+                name,
+                base_graders[name],
+                pf.n,
+                pf.both_pass,
+                pf.both_fail,
+                pf.fixed,
+                pf.regressed,
+                pf.base_rate,
+                pf.new_rate,
+                pf.diff,
+                pf.ci_low,
+                pf.ci_high,
+                pf.p_value,
+                pf.p_value,
+                errors,
+                "no significant change",
+                numeric,
+            )
+        )
         diffs.extend(_case_diffs(moved, name, base_cases))
     adjusted = len(graders) > 1
     if adjusted:
@@ -245,19 +320,43 @@ def compare_runs(engine: Engine, base_id: str, new_id: str, *, alpha: float = 0.
     only_base = sorted(set(base_cases) - set(new_cases))
     only_new = sorted(set(new_cases) - set(base_cases))
     flaky = _flaky(new_scores, common) if new_info["epochs"] > 1 else []
-    return Comparison(base_info, new_info, comparable, changes, len(common), only_base,
-                      only_new, changed, graders, skipped, diffs, flaky, alpha, min_effect,
-                      adjusted)
+    return Comparison(
+        base_info,
+        new_info,
+        comparable,
+        changes,
+        len(common),
+        only_base,
+        only_new,
+        changed,
+        graders,
+        skipped,
+        diffs,
+        flaky,
+        alpha,
+        min_effect,
+        adjusted,
+    )
 
 
 def _case_diffs(moved: list, grader: str, cases: dict[str, tuple[int, str]]) -> list[CaseDiff]:
     out = []
     for case_id, epoch, b, n in moved:
         data = orjson.loads(cases[case_id][1])
-        out.append(CaseDiff(case_id, epoch, grader, "fixed" if n.passed else "regressed",
-                            data.get("input") if data.get("input") is not None
-                            else data.get("vars"), data.get("target"), "", "",
-                            b.explanation or "", n.explanation or ""))
+        out.append(
+            CaseDiff(
+                case_id,
+                epoch,
+                grader,
+                "fixed" if n.passed else "regressed",
+                data.get("input") if data.get("input") is not None else data.get("vars"),
+                data.get("target"),
+                "",
+                "",
+                b.explanation or "",
+                n.explanation or "",
+            )
+        )
     return out
 
 
@@ -276,5 +375,8 @@ def _flaky(scores: dict[tuple[str, int, str], Any], common: list[str]) -> list[d
     for (case_id, _epoch, grader), row in scores.items():
         if row.passed is not None:
             verdicts.setdefault((case_id, grader), set()).add(bool(row.passed))
-    return [{"case_id": c, "grader": g} for (c, g), seen in sorted(verdicts.items())
-            if len(seen) > 1 and c in set(common)]
+    return [
+        {"case_id": c, "grader": g}
+        for (c, g), seen in sorted(verdicts.items())
+        if len(seen) > 1 and c in set(common)
+    ]

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .providers.base import BatchInfo
 
+
 def _console(stderr: bool = False) -> Console:
     # Piped output (cron, CI logs) gets 120 columns, not rich's 80, so tables stay readable.
     probe = Console(stderr=stderr)
@@ -51,8 +52,10 @@ class RichProgress:
         for info in infos:
             c = info.counts
             done = info.request_count - c.get("processing", 0)
-            parts.append(f"{info.id} {info.status} {done}/{info.request_count} "
-                         f"age {age(now - info.created_at)}")
+            parts.append(
+                f"{info.id} {info.status} {done}/{info.request_count} "
+                f"age {age(now - info.created_at)}"
+            )
         line = f"{step}: " + "; ".join(parts)
         if line != self._last_line:
             err.print(line)
@@ -61,8 +64,14 @@ class RichProgress:
     def start_sync(self, step: str, total: int) -> None:
         if self.quiet or total == 0:
             return
-        self._bar = Progress(TextColumn(f"{step} (sync)"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=err, transient=True)
+        self._bar = Progress(
+            TextColumn(f"{step} (sync)"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task(step, total=total)
 

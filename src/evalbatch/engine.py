@@ -54,8 +54,13 @@ def load_run(engine: Engine, run_id: str) -> RunState:
         row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
     if row is None:
         raise NotFound(f"no run {run_id!r} in the store (see `evalbatch runs`)")
-    return RunState(row.id, row.status, row.mode, Suite.model_validate_json(row.suite),
-                    orjson.loads(row.options))
+    return RunState(
+        row.id,
+        row.status,
+        row.mode,
+        Suite.model_validate_json(row.suite),
+        orjson.loads(row.options),
+    )
 
 
 def set_status(engine: Engine, run_id: str, status: str, error: str | None = None) -> None:
@@ -69,8 +74,14 @@ def set_status(engine: Engine, run_id: str, status: str, error: str | None = Non
 class Runner:
     """Advances one run. Holds no run state of its own beyond what it reloads from the store."""
 
-    def __init__(self, engine: Engine, run_id: str, provider_factory: ProviderFactory,
-                 progress: Progress | None = None, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: str,
+        provider_factory: ProviderFactory,
+        progress: Progress | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.catalog = catalog or load_catalog()
@@ -81,9 +92,16 @@ class Runner:
         self.suite = state.suite
         self.mode = state.mode
         self.options = state.options
-        self.graders: list[Grader] = [build_grader(s, self.suite.base_dir) for s in self.suite.grade]
-        self.ingest = IngestContext(run_id, self.mode, int(self.options.get("retries", 2)),
-                                    str(self.options["strongest"]), self.catalog)
+        self.graders: list[Grader] = [
+            build_grader(s, self.suite.base_dir) for s in self.suite.grade
+        ]
+        self.ingest = IngestContext(
+            run_id,
+            self.mode,
+            int(self.options.get("retries", 2)),
+            str(self.options["strongest"]),
+            self.catalog,
+        )
         self.ttl = cache_ttl(self.mode, self.suite.cache)
 
     @property
@@ -128,8 +146,11 @@ class Runner:
     def _active_step(self) -> str:
         st = schema.steps.c
         with self.engine.connect() as conn:
-            names = set(conn.execute(select(st.name).where(and_(
-                st.run_id == self.run_id, st.status == "active"))).scalars())
+            names = set(
+                conn.execute(
+                    select(st.name).where(and_(st.run_id == self.run_id, st.status == "active"))
+                ).scalars()
+            )
         return GRADE if GRADE in names else GENERATE
 
     def submitted_all(self) -> bool:
@@ -164,14 +185,25 @@ class Runner:
 
         if plan_warm(self.engine, self.run_id, step, self.catalog):
             self.progress.status(f"{step}: warming the prompt cache")
-            run_warm(self.engine, self.provider, self.ingest, self.ttl,
-                     int(self.options.get("concurrency", self.suite.concurrency)))
+            run_warm(
+                self.engine,
+                self.provider,
+                self.ingest,
+                self.ttl,
+                int(self.options.get("concurrency", self.suite.concurrency)),
+            )
 
     def spent(self) -> float:
         res = schema.results.c
         with self.engine.connect() as conn:
-            return float(conn.execute(select(func.coalesce(func.sum(res.cost_usd), 0.0))
-                                      .where(res.run_id == self.run_id)).scalar() or 0.0)
+            return float(
+                conn.execute(
+                    select(func.coalesce(func.sum(res.cost_usd), 0.0)).where(
+                        res.run_id == self.run_id
+                    )
+                ).scalar()
+                or 0.0
+            )
 
     def _check_budget(self, step: str) -> None:
         """Stop submitting once actual spend crosses the budget (follow-ups, grading)."""
@@ -183,23 +215,34 @@ class Runner:
             pending = self._count(step, ("pending",))
             raise RunNeedsAttention(
                 f"budget ${float(budget):,.2f} reached (spent ${spent:,.2f}); {pending} {step} "
-                "request(s) not submitted. Raise the budget and run `evalbatch collect`.")
+                "request(s) not submitted. Raise the budget and run `evalbatch collect`."
+            )
 
     def _advance_sync(self, step: str) -> bool:
         from .syncpath import SyncPath
 
         total = self._count(step, ("pending", "queued"))
         self.progress.start_sync(step, total)
-        path = SyncPath(self.engine, self.provider, self.ingest, self.ttl,
-                        int(self.options.get("concurrency", self.suite.concurrency)),
-                        on_done=self.progress.advance_sync)
+        path = SyncPath(
+            self.engine,
+            self.provider,
+            self.ingest,
+            self.ttl,
+            int(self.options.get("concurrency", self.suite.concurrency)),
+            on_done=self.progress.advance_sync,
+        )
         path.run(step)
         self.progress.end_sync()
         return self._count(step, ("pending", "queued")) == 0
 
     def _batch_path(self) -> BatchPath:
-        return BatchPath(self.engine, self.provider, self.ingest, self.ttl,
-                         BatchLimits.from_catalog(self.catalog))
+        return BatchPath(
+            self.engine,
+            self.provider,
+            self.ingest,
+            self.ttl,
+            BatchLimits.from_catalog(self.catalog),
+        )
 
     def _finish_generate(self) -> str:
         model_graders = [g for g in self.graders if isinstance(g, ModelGrader)]
@@ -207,23 +250,33 @@ class Runner:
         with self.engine.begin() as conn:
             planned = plan_grade(model_graders, routers, self._generated())
             insert_planned(conn, self.run_id, planned)
-            conn.execute(update(schema.steps).where(and_(
-                schema.steps.c.run_id == self.run_id, schema.steps.c.name == GENERATE))
-                .values(status="done", done_at=time.time()))
-            conn.execute(schema.steps.insert().values(run_id=self.run_id, name=GRADE,
-                                                      status="active", planned_at=time.time()))
+            conn.execute(
+                update(schema.steps)
+                .where(and_(schema.steps.c.run_id == self.run_id, schema.steps.c.name == GENERATE))
+                .values(status="done", done_at=time.time())
+            )
+            conn.execute(
+                schema.steps.insert().values(
+                    run_id=self.run_id, name=GRADE, status="active", planned_at=time.time()
+                )
+            )
             status = GRADE if model_graders else "score"
-            conn.execute(update(schema.runs).where(schema.runs.c.id == self.run_id)
-                         .values(status=status, updated_at=time.time()))
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == self.run_id)
+                .values(status=status, updated_at=time.time())
+            )
         return status
 
     def _generated(self) -> Iterator[Generated]:
         r, res, c = schema.requests.c, schema.results.c, schema.cases.c
         query = (
             select(r.case_idx, r.epoch, res.text, c.data)
-            .select_from(schema.requests
-                         .join(schema.results, res.request_id == r.id)
-                         .join(schema.cases, and_(c.run_id == r.run_id, c.idx == r.case_idx)))
+            .select_from(
+                schema.requests.join(schema.results, res.request_id == r.id).join(
+                    schema.cases, and_(c.run_id == r.run_id, c.idx == r.case_idx)
+                )
+            )
             .where(and_(r.run_id == self.run_id, r.step == GENERATE, res.kind == "succeeded"))
             .order_by(r.idx)
         )
@@ -234,18 +287,33 @@ class Runner:
     def _count(self, step: str, statuses: tuple[str, ...]) -> int:
         r = schema.requests.c
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).where(and_(
-                r.run_id == self.run_id, r.step == step, r.status.in_(statuses)))).scalar() or 0)
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        and_(r.run_id == self.run_id, r.step == step, r.status.in_(statuses))
+                    )
+                ).scalar()
+                or 0
+            )
 
     def _intents(self) -> bool:
         b = schema.batches.c
         with self.engine.connect() as conn:
-            return bool(conn.execute(select(func.count()).where(and_(
-                b.run_id == self.run_id, b.status == "intent"))).scalar())
+            return bool(
+                conn.execute(
+                    select(func.count()).where(and_(b.run_id == self.run_id, b.status == "intent"))
+                ).scalar()
+            )
 
     # -- driving it -----------------------------------------------------------------------
-    def run(self, *, detach: bool = False, poll_s: float = 0.5, max_poll_s: float = 30.0,
-            max_transient: int = 8) -> str:
+    def run(
+        self,
+        *,
+        detach: bool = False,
+        poll_s: float = 0.5,
+        max_poll_s: float = 30.0,
+        max_transient: int = 8,
+    ) -> str:
         """Advance until done (or, detached, until everything due is submitted)."""
         holder = leases.new_holder()
         held_by = leases.acquire(self.engine, self.run_id, holder)

@@ -1,15 +1,15 @@
 """The one exception tree of evalbatch; the CLI maps each class to an exit code in one place.
 
-    EvalbatchError                  every error evalbatch raises on purpose
-    ├── InputError          (exit 2) the user's input is wrong; nothing was written
-    │   ├── SuiteError               a suite or case file is invalid (carries file:line)
-    │   ├── ConfigError              a flag, env var or data-file override is invalid
-    │   └── BudgetExceeded           the projected cost is above the budget
-    ├── NotFound            (exit 2) a run id or file that does not exist
-    │   └── MissingCredentials       no API key; raised before anything is written
-    ├── ProviderError       (exit 3) the provider failed after retries; state is kept
-    ├── StoreError          (exit 3) the store cannot be opened or migrated
-    └── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
+EvalbatchError                  every error evalbatch raises on purpose
+├── InputError          (exit 2) the user's input is wrong; nothing was written
+│   ├── SuiteError               a suite or case file is invalid (carries file:line)
+│   ├── ConfigError              a flag, env var or data-file override is invalid
+│   └── BudgetExceeded           the projected cost is above the budget
+├── NotFound            (exit 2) a run id or file that does not exist
+│   └── MissingCredentials       no API key; raised before anything is written
+├── ProviderError       (exit 3) the provider failed after retries; state is kept
+├── StoreError          (exit 3) the store cannot be opened or migrated
+└── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class ConfigError(InputError):
 
 
 class BudgetExceeded(InputError):
-    def __init__(self, projected_usd: float, budget_usd: float, what: str = "projected cost") -> None:
+    def __init__(
+        self, projected_usd: float, budget_usd: float, what: str = "projected cost"
+    ) -> None:
         self.projected_usd = projected_usd
         self.budget_usd = budget_usd
         super().__init__(

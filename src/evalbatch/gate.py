@@ -20,18 +20,34 @@ class GateVerdict:
     comparison: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"failed": self.failed, "messages": self.lines, "baseline": self.baseline,
-                "comparison_verdict": self.comparison}
+        return {
+            "failed": self.failed,
+            "messages": self.lines,
+            "baseline": self.baseline,
+            "comparison_verdict": self.comparison,
+        }
 
 
 def latest_comparable(engine: Engine, run_id: str) -> str | None:
     """The newest completed run of the same suite with the same manifest hash, before this one."""
     runs = schema.runs.c
     with engine.connect() as conn:
-        row = conn.execute(select(runs.suite_name, runs.manifest_hash).where(runs.id == run_id)).one()
-        return conn.execute(select(runs.id).where(and_(
-            runs.suite_name == row.suite_name, runs.manifest_hash == row.manifest_hash,
-            runs.status == "done", runs.id < run_id)).order_by(runs.id.desc()).limit(1)).scalar()
+        row = conn.execute(
+            select(runs.suite_name, runs.manifest_hash).where(runs.id == run_id)
+        ).one()
+        return conn.execute(
+            select(runs.id)
+            .where(
+                and_(
+                    runs.suite_name == row.suite_name,
+                    runs.manifest_hash == row.manifest_hash,
+                    runs.status == "done",
+                    runs.id < run_id,
+                )
+            )
+            .order_by(runs.id.desc())
+            .limit(1)
+        ).scalar()
 
 
 def check_gate(engine: Engine, summary: Any, baseline: str | None) -> GateVerdict:
@@ -44,8 +60,11 @@ def check_gate(engine: Engine, summary: Any, baseline: str | None) -> GateVerdic
     wants_baseline = baseline or ("latest" if suite.gate.no_regression else None)
     if not wants_baseline or summary.run["status"] != "done":
         return verdict
-    base_id = (latest_comparable(engine, summary.run["id"]) if wants_baseline == "latest"
-               else wants_baseline)
+    base_id = (
+        latest_comparable(engine, summary.run["id"])
+        if wants_baseline == "latest"
+        else wants_baseline
+    )
     if base_id is None:
         verdict.lines.append("no comparable baseline run yet: regression check skipped")
         return verdict

@@ -88,7 +88,9 @@ def _record_chunk(
         )
         for row in rows:
             outcome = items[row.idx]
-            if row.status in TERMINAL or (batch_row_id is not None and row.batch_id != batch_row_id):
+            if row.status in TERMINAL or (
+                batch_row_id is not None and row.batch_id != batch_row_id
+            ):
                 counts.skipped += 1
                 continue
             counts.by_kind[outcome.kind] = counts.by_kind.get(outcome.kind, 0) + 1
@@ -129,8 +131,9 @@ def _result_row(
     model = outcome.model if outcome.kind == "succeeded" and outcome.model else row.model
     batch = ctx.mode == "batch"
     if outcome.kind == "succeeded":
-        cf = counterfactuals(usage, row.model, batch=batch, strongest=ctx.strongest,
-                             catalog=ctx.catalog)
+        cf = counterfactuals(
+            usage, row.model, batch=batch, strongest=ctx.strongest, catalog=ctx.catalog
+        )
         costs = (cf.actual, cf.sync, cf.no_cache, cf.no_routing, cf.naive)
     else:  # errored, expired and canceled items are not billed
         costs = (0.0, 0.0, 0.0, 0.0, 0.0)

@@ -31,16 +31,18 @@ def acquire(engine: Engine, run_id: str, holder: str, ttl: float = LEASE_S) -> s
     with engine.begin() as conn:
         taken = conn.execute(
             update(schema.leases)
-            .where(and_(lease.run_id == run_id,
-                        or_(lease.expires_at < now, lease.holder == holder)))
+            .where(
+                and_(lease.run_id == run_id, or_(lease.expires_at < now, lease.holder == holder))
+            )
             .values(holder=holder, expires_at=now + ttl)
         ).rowcount
         if taken:
             return None
     try:
         with engine.begin() as conn:
-            conn.execute(schema.leases.insert().values(run_id=run_id, holder=holder,
-                                                       expires_at=now + ttl))
+            conn.execute(
+                schema.leases.insert().values(run_id=run_id, holder=holder, expires_at=now + ttl)
+            )
         return None
     except IntegrityError:
         with engine.connect() as conn:
@@ -49,5 +51,8 @@ def acquire(engine: Engine, run_id: str, holder: str, ttl: float = LEASE_S) -> s
 
 def release(engine: Engine, run_id: str, holder: str) -> None:
     with engine.begin() as conn:
-        conn.execute(delete(schema.leases).where(and_(schema.leases.c.run_id == run_id,
-                                                      schema.leases.c.holder == holder)))
+        conn.execute(
+            delete(schema.leases).where(
+                and_(schema.leases.c.run_id == run_id, schema.leases.c.holder == holder)
+            )
+        )

@@ -47,8 +47,12 @@ class Prepared:
         return cache_ttl(self.suite.mode, self.suite.cache)
 
 
-def prepare(path: str | Path, overrides: list[str] | None = None, mode: str | None = None,
-            catalog: Catalog | None = None) -> Prepared:
+def prepare(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    mode: str | None = None,
+    catalog: Catalog | None = None,
+) -> Prepared:
     """Validate the suite and its cases; raises SuiteError (exit 2) before anything is written."""
     catalog = catalog or load_catalog()
     suite = load_suite(path, overrides or [])
@@ -63,8 +67,16 @@ def prepare(path: str | Path, overrides: list[str] | None = None, mode: str | No
             models.update(Router(grader.model, suite.routing, catalog).models())
     strongest = catalog.strongest(sorted(models))
     manifest = build_manifest(suite, graders, scan.count, scan.content_sha256, catalog)
-    return Prepared(suite, graders, scan.count, manifest, router, strongest, catalog,
-                    dict(getattr(scan, "difficulties", {}) or {}))
+    return Prepared(
+        suite,
+        graders,
+        scan.count,
+        manifest,
+        router,
+        strongest,
+        catalog,
+        dict(getattr(scan, "difficulties", {}) or {}),
+    )
 
 
 def new_run_id() -> str:
@@ -79,17 +91,28 @@ def create_run(engine: Engine, prepared: Prepared, options: dict[str, Any]) -> s
     now = time.time()
     opts = {**options, "strongest": prepared.strongest}
     with engine.begin() as conn:
-        conn.execute(schema.runs.insert().values(
-            id=run_id, suite_name=suite.name, suite_path=str(suite.path), created_at=now,
-            updated_at=now, status=GENERATE, mode=suite.mode,
-            manifest_hash=prepared.manifest.hash,
-            manifest=orjson.dumps(prepared.manifest.data).decode(),
-            suite=suite.model_dump_json(), options=orjson.dumps(opts).decode(),
-            case_count=prepared.case_count,
-        ))
+        conn.execute(
+            schema.runs.insert().values(
+                id=run_id,
+                suite_name=suite.name,
+                suite_path=str(suite.path),
+                created_at=now,
+                updated_at=now,
+                status=GENERATE,
+                mode=suite.mode,
+                manifest_hash=prepared.manifest.hash,
+                manifest=orjson.dumps(prepared.manifest.data).decode(),
+                suite=suite.model_dump_json(),
+                options=orjson.dumps(opts).decode(),
+                case_count=prepared.case_count,
+            )
+        )
         _insert_cases(conn, run_id, suite)
-        conn.execute(schema.steps.insert().values(run_id=run_id, name=GENERATE, status="active",
-                                                  planned_at=now))
+        conn.execute(
+            schema.steps.insert().values(
+                run_id=run_id, name=GENERATE, status="active", planned_at=now
+            )
+        )
         insert_planned(conn, run_id, plan_generate(suite, _indexed(suite), prepared.router))
     return run_id
 
@@ -99,11 +122,19 @@ def _indexed(suite: Suite) -> Iterator[tuple[int, Case]]:
 
 
 def case_json(case: Case) -> str:
-    return orjson.dumps({
-        "id": case.id, "input": case.input, "target": case.target, "vars": case.vars,
-        "difficulty": case.difficulty, "tags": list(case.tags), "metadata": case.metadata,
-        "source": case.source, "line": case.line,
-    }).decode()
+    return orjson.dumps(
+        {
+            "id": case.id,
+            "input": case.input,
+            "target": case.target,
+            "vars": case.vars,
+            "difficulty": case.difficulty,
+            "tags": list(case.tags),
+            "metadata": case.metadata,
+            "source": case.source,
+            "line": case.line,
+        }
+    ).decode()
 
 
 def _insert_cases(conn: Any, run_id: str, suite: Suite) -> None:

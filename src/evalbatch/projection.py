@@ -51,8 +51,9 @@ class ProjectionLine:
         self.cache_write_tokens += usage.cache_write
         self.cache_read_tokens += usage.cache_read
         self.output_tokens += usage.output_tokens
-        for name, value in zip(STRATEGIES, (cf.actual, cf.sync, cf.no_cache, cf.no_routing,
-                                            cf.naive), strict=True):
+        for name, value in zip(
+            STRATEGIES, (cf.actual, cf.sync, cf.no_cache, cf.no_routing, cf.naive), strict=True
+        ):
             self.costs[name] += value
 
 
@@ -79,16 +80,29 @@ class Projection:
     def to_dict(self) -> dict[str, Any]:
         naive = self.total("naive")
         return {
-            "suite": self.suite, "mode": self.mode, "cases": self.cases,
-            "token_source": self.token_source, "output_source": self.output_source,
+            "suite": self.suite,
+            "mode": self.mode,
+            "cases": self.cases,
+            "token_source": self.token_source,
+            "output_source": self.output_source,
             "warm_requests": self.warm_requests,
             "strategies": {s: self.total(s) for s in STRATEGIES},
-            "savings_vs_naive": {s: (1 - self.total(s) / naive) if naive else 0.0
-                                 for s in STRATEGIES},
-            "lines": [{"step": x.step, "model": x.model, "requests": x.requests,
-                       "input_tokens": x.input_tokens, "cache_write_tokens": x.cache_write_tokens,
-                       "cache_read_tokens": x.cache_read_tokens, "output_tokens": x.output_tokens,
-                       "costs": {s: x.costs[s] for s in STRATEGIES}} for x in self.lines],
+            "savings_vs_naive": {
+                s: (1 - self.total(s) / naive) if naive else 0.0 for s in STRATEGIES
+            },
+            "lines": [
+                {
+                    "step": x.step,
+                    "model": x.model,
+                    "requests": x.requests,
+                    "input_tokens": x.input_tokens,
+                    "cache_write_tokens": x.cache_write_tokens,
+                    "cache_read_tokens": x.cache_read_tokens,
+                    "output_tokens": x.output_tokens,
+                    "costs": {s: x.costs[s] for s in STRATEGIES},
+                }
+                for x in self.lines
+            ],
         }
 
 
@@ -118,8 +132,13 @@ class _CacheModel:
                 write_5m += increment
             boundary = point.prefix_tokens
             self._seen.add(point.key)
-        return Usage(input_tokens=input_total - boundary, output_tokens=output,
-                     cache_write_5m=write_5m, cache_write_1h=write_1h, cache_read=read)
+        return Usage(
+            input_tokens=input_total - boundary,
+            output_tokens=output,
+            cache_write_5m=write_5m,
+            cache_write_1h=write_1h,
+            cache_read=read,
+        )
 
 
 def _previous_outputs(engine: Engine | None, prepared: Prepared) -> tuple[dict, str | None]:
@@ -129,17 +148,22 @@ def _previous_outputs(engine: Engine | None, prepared: Prepared) -> tuple[dict, 
     runs = schema.runs.c
     with engine.connect() as conn:
         run_id = conn.execute(
-            select(runs.id).where(and_(runs.manifest_hash == prepared.manifest.hash,
-                                       runs.status == "done")).order_by(runs.id.desc()).limit(1)
+            select(runs.id)
+            .where(and_(runs.manifest_hash == prepared.manifest.hash, runs.status == "done"))
+            .order_by(runs.id.desc())
+            .limit(1)
         ).scalar()
         if run_id is None:
             return {}, None
         res = schema.results.c
-        rows = conn.execute(select(res.step, res.case_id, res.epoch, res.grader,
-                                   res.output_tokens, res.text)
-                            .where(and_(res.run_id == run_id, res.kind == "succeeded")))
-        return {(r.step, r.case_id, r.epoch, r.grader): (r.output_tokens, r.text or "")
-                for r in rows}, str(run_id)
+        rows = conn.execute(
+            select(res.step, res.case_id, res.epoch, res.grader, res.output_tokens, res.text).where(
+                and_(res.run_id == run_id, res.kind == "succeeded")
+            )
+        )
+        return {
+            (r.step, r.case_id, r.epoch, r.grader): (r.output_tokens, r.text or "") for r in rows
+        }, str(run_id)
 
 
 WARM_MESSAGE = "Reply with OK."
@@ -147,12 +171,20 @@ WARM_MESSAGE = "Reply with OK."
 
 def warm_params(params: dict[str, Any]) -> dict[str, Any]:
     """The one cheap synchronous request that writes a prefix into the cache."""
-    return {"model": params["model"], "max_tokens": 1, "system": params["system"],
-            "messages": [{"role": "user", "content": WARM_MESSAGE}]}
+    return {
+        "model": params["model"],
+        "max_tokens": 1,
+        "system": params["system"],
+        "messages": [{"role": "user", "content": WARM_MESSAGE}],
+    }
 
 
-def project(prepared: Prepared, engine: Engine | None = None, *,
-            count_tokens: Callable[[dict[str, Any]], int] | None = None) -> Projection:
+def project(
+    prepared: Prepared,
+    engine: Engine | None = None,
+    *,
+    count_tokens: Callable[[dict[str, Any]], int] | None = None,
+) -> Projection:
     suite = prepared.suite
     batch = suite.mode == "batch"
     previous, prev_run = _previous_outputs(engine, prepared)
@@ -163,14 +195,21 @@ def project(prepared: Prepared, engine: Engine | None = None, *,
     counter = count_tokens or count_request
 
     def add(step: str, model: str, usage: Usage, is_batch: bool) -> None:
-        cf = counterfactuals(usage, model, batch=is_batch, strongest=prepared.strongest,
-                             catalog=prepared.catalog)
-        out = counterfactuals(Usage(output_tokens=usage.output_tokens), model, batch=is_batch,
-                              strongest=prepared.strongest, catalog=prepared.catalog)
+        cf = counterfactuals(
+            usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
+        )
+        out = counterfactuals(
+            Usage(output_tokens=usage.output_tokens),
+            model,
+            batch=is_batch,
+            strongest=prepared.strongest,
+            catalog=prepared.catalog,
+        )
         line = lines.setdefault((step, model), ProjectionLine(step, model))
         line.add(usage, cf)
-        for name, value in zip(STRATEGIES, (out.actual, out.sync, out.no_cache, out.no_routing,
-                                            out.naive), strict=True):
+        for name, value in zip(
+            STRATEGIES, (out.actual, out.sync, out.no_cache, out.no_routing, out.naive), strict=True
+        ):
             line.costs[f"{name}:output"] = line.costs.get(f"{name}:output", 0.0) + value
 
     def account(req: PlannedRequest, output_tokens: int) -> None:
@@ -186,24 +225,35 @@ def project(prepared: Prepared, engine: Engine | None = None, *,
     model_graders = [g for g in prepared.graders if isinstance(g, ModelGrader)]
     generated: list[tuple[int, Case, int, str]] = []
     for req, case in _generate_requests(prepared):
-        tokens, text = previous.get(("generate", req.case_id, req.epoch, None),
-                                    (req.max_tokens, None))
+        tokens, text = previous.get(
+            ("generate", req.case_id, req.epoch, None), (req.max_tokens, None)
+        )
         account(req, tokens)
         if model_graders:
-            generated.append((req.case_idx, case, req.epoch,
-                              text if text is not None else "tok " * tokens))
+            generated.append(
+                (req.case_idx, case, req.epoch, text if text is not None else "tok " * tokens)
+            )
             if len(generated) >= 1000:
                 _grade(prepared, model_graders, generated, previous, account)
                 generated = []
     if generated:
         _grade(prepared, model_graders, generated, previous, account)
-    output_source = (f"actual outputs of run {prev_run} (same manifest)" if prev_run
-                     else "max_tokens (an upper bound: no comparable run yet)")
+    output_source = (
+        f"actual outputs of run {prev_run} (same manifest)"
+        if prev_run
+        else "max_tokens (an upper bound: no comparable run yet)"
+    )
     token_source = "count_tokens API" if count_tokens else LOCAL_ESTIMATE_NOTE
     order = {"warm": 0, "generate": 1, "grade": 2}
-    return Projection(suite.name, suite.mode, prepared.case_count,
-                      sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model)),
-                      token_source, output_source, len(warmed))
+    return Projection(
+        suite.name,
+        suite.mode,
+        prepared.case_count,
+        sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model)),
+        token_source,
+        output_source,
+        len(warmed),
+    )
 
 
 def _generate_requests(prepared: Prepared) -> Iterator[tuple[PlannedRequest, Case]]:
@@ -212,13 +262,18 @@ def _generate_requests(prepared: Prepared) -> Iterator[tuple[PlannedRequest, Cas
             yield req, case
 
 
-def _grade(prepared: Prepared, graders: list[ModelGrader],
-           generated: list[tuple[int, Case, int, str]], previous: dict,
-           account: Callable[[PlannedRequest, int], None]) -> None:
+def _grade(
+    prepared: Prepared,
+    graders: list[ModelGrader],
+    generated: list[tuple[int, Case, int, str]],
+    previous: dict,
+    account: Callable[[PlannedRequest, int], None],
+) -> None:
     routers = {g.name: Router(g.model, prepared.suite.routing, prepared.catalog) for g in graders}
     for req in plan_grade(graders, routers, generated):
-        tokens, _ = previous.get(("grade", req.case_id, req.epoch, req.grader),
-                                 (req.max_tokens, None))
+        tokens, _ = previous.get(
+            ("grade", req.case_id, req.epoch, req.grader), (req.max_tokens, None)
+        )
         account(req, tokens)
 
 
@@ -228,8 +283,9 @@ def _params(req: PlannedRequest, prepared: Prepared) -> dict[str, Any]:
     params: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens}
     if req.system:
         tokens = count_request({"system": req.system})
-        params["system"] = with_breakpoint(req.system, tokens, req.model, prepared.ttl,
-                                           prepared.catalog)
+        params["system"] = with_breakpoint(
+            req.system, tokens, req.model, prepared.ttl, prepared.catalog
+        )
     params["messages"] = req.messages
     if req.extra:
         params.update(req.extra)

@@ -58,7 +58,9 @@ class Router:
             if routing is None:
                 raise ValueError("model: route needs a routing: table")
             for i, rule in enumerate(routing.rules, start=1):
-                self._rules.append((i, rule.when, compile_rule(rule.when), catalog.resolve(rule.model)))
+                self._rules.append(
+                    (i, rule.when, compile_rule(rule.when), catalog.resolve(rule.model))
+                )
             self._table = {label: catalog.resolve(m) for label, m in routing.table.items()}
             self._default = catalog.resolve(routing.default)
 

@@ -35,7 +35,8 @@ def score_run(engine: Engine, run_id: str, graders: Sequence[Grader], epochs: in
             cases = conn.execute(
                 select(schema.cases.c.idx, schema.cases.c.data)
                 .where(and_(schema.cases.c.run_id == run_id, schema.cases.c.idx >= start))
-                .order_by(schema.cases.c.idx).limit(_PAGE)
+                .order_by(schema.cases.c.idx)
+                .limit(_PAGE)
             ).fetchall()
             if not cases:
                 return written
@@ -59,10 +60,19 @@ def score_run(engine: Engine, run_id: str, graders: Sequence[Grader], epochs: in
 def _results(conn: Connection, run_id: str, step: str, lo: int, hi: int) -> dict[tuple, Any]:
     r, res = schema.requests.c, schema.results.c
     rows = conn.execute(
-        select(r.case_idx, r.epoch, r.grader, r.status, r.last_error, res.kind, res.text,
-               res.error_type, res.error_message, res.stop_reason)
-        .select_from(schema.requests.outerjoin(schema.results,
-                                               schema.results.c.request_id == r.id))
+        select(
+            r.case_idx,
+            r.epoch,
+            r.grader,
+            r.status,
+            r.last_error,
+            res.kind,
+            res.text,
+            res.error_type,
+            res.error_message,
+            res.stop_reason,
+        )
+        .select_from(schema.requests.outerjoin(schema.results, schema.results.c.request_id == r.id))
         .where(and_(r.run_id == run_id, r.step == step, r.case_idx.between(lo, hi)))
     )
     return {(row.case_idx, row.epoch, row.grader): row for row in rows}
@@ -74,7 +84,9 @@ def _failure(row: Any) -> str | None:
     if row.kind == "succeeded":
         return None
     detail = row.error_message or row.last_error or ""
-    return f"{row.kind}{' (' + row.error_type + ')' if row.error_type else ''}: {detail}".strip(": ")
+    return f"{row.kind}{' (' + row.error_type + ')' if row.error_type else ''}: {detail}".strip(
+        ": "
+    )
 
 
 def _score(grader: Grader, case: Case, generated: Any, verdict: Any) -> Score:
@@ -93,10 +105,18 @@ def _score(grader: Grader, case: Case, generated: Any, verdict: Any) -> Score:
         return Score(grader=grader.name, error=f"{exc.__class__.__name__}: {exc}")
 
 
-def _score_row(run_id: str, idx: int, epoch: int, case_id: str, grader: Grader,
-               score: Score) -> dict[str, Any]:
+def _score_row(
+    run_id: str, idx: int, epoch: int, case_id: str, grader: Grader, score: Score
+) -> dict[str, Any]:
     return {
-        "run_id": run_id, "case_idx": idx, "epoch": epoch, "grader": grader.name,
-        "case_id": case_id, "grader_type": grader.kind, "passed": score.passed,
-        "value": score.value, "explanation": score.explanation, "error": score.error,
+        "run_id": run_id,
+        "case_idx": idx,
+        "epoch": epoch,
+        "grader": grader.name,
+        "case_id": case_id,
+        "grader_type": grader.kind,
+        "passed": score.passed,
+        "value": score.value,
+        "explanation": score.explanation,
+        "error": score.error,
     }

@@ -39,8 +39,9 @@ def _wilson(successes: float, n: float, z: float) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def newcombe_paired_ci(a: int, b: int, c: int, d: int, confidence: float = 0.95
-                       ) -> tuple[float, float]:
+def newcombe_paired_ci(
+    a: int, b: int, c: int, d: int, confidence: float = 0.95
+) -> tuple[float, float]:
     """Newcombe's method 10 (1998) interval for p_new - p_base with paired data.
 
     a = both pass, b = base pass / new fail, c = base fail / new pass, d = both fail."""
@@ -55,7 +56,7 @@ def newcombe_paired_ci(a: int, b: int, c: int, d: int, confidence: float = 0.95
     denom = (a + b) * (c + d) * (a + c) * (b + d)
     phi = 0.0
     if denom > 0:
-        num = a * d - b * c
+        num: float = a * d - b * c
         if num > 0:
             num = max(num - n / 2, 0)
         phi = num / math.sqrt(denom)
@@ -66,8 +67,9 @@ def newcombe_paired_ci(a: int, b: int, c: int, d: int, confidence: float = 0.95
     return max(-1.0, low), min(1.0, high)
 
 
-def compare_pass_fail(pairs: Sequence[tuple[bool, bool]], *, confidence: float = 0.95
-                      ) -> PassFailComparison:
+def compare_pass_fail(
+    pairs: Sequence[tuple[bool, bool]], *, confidence: float = 0.95
+) -> PassFailComparison:
     """Pairs of (base passed, new passed) on the same cases."""
     arr = np.asarray(pairs, dtype=bool).reshape(-1, 2)
     base, new = arr[:, 0], arr[:, 1]
@@ -77,13 +79,27 @@ def compare_pass_fail(pairs: Sequence[tuple[bool, bool]], *, confidence: float =
     regressed = int(np.sum(base & ~new))
     fixed = int(np.sum(~base & new))
     discordant = fixed + regressed
-    p_value = 1.0 if discordant == 0 else float(
-        sps.binomtest(fixed, discordant, 0.5, alternative="two-sided").pvalue)
+    p_value = (
+        1.0
+        if discordant == 0
+        else float(sps.binomtest(fixed, discordant, 0.5, alternative="two-sided").pvalue)
+    )
     base_rate = (both_pass + regressed) / n if n else 0.0
     new_rate = (both_pass + fixed) / n if n else 0.0
     low, high = newcombe_paired_ci(both_pass, regressed, fixed, both_fail, confidence)
-    return PassFailComparison(n, both_pass, both_fail, fixed, regressed, base_rate, new_rate,
-                              new_rate - base_rate, p_value, low, high)
+    return PassFailComparison(
+        n,
+        both_pass,
+        both_fail,
+        fixed,
+        regressed,
+        base_rate,
+        new_rate,
+        new_rate - base_rate,
+        p_value,
+        low,
+        high,
+    )
 
 
 @dataclass(frozen=True)
@@ -98,8 +114,13 @@ class NumericComparison:
     test: str
 
 
-def compare_numeric(pairs: Sequence[tuple[float, float]], *, confidence: float = 0.95,
-                    n_resamples: int = 10_000, seed: int = 0) -> NumericComparison:
+def compare_numeric(
+    pairs: Sequence[tuple[float, float]],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> NumericComparison:
     """Paired mean difference (new - base): percentile bootstrap interval, Wilcoxon p-value."""
     arr = np.asarray(pairs, dtype=float).reshape(-1, 2)
     n = int(arr.shape[0])
@@ -112,15 +133,23 @@ def compare_numeric(pairs: Sequence[tuple[float, float]], *, confidence: float =
     for start in range(0, n_resamples, 1000):  # bounded memory at any n
         size = min(1000, n_resamples - start)
         idx = rng.integers(0, n, size=(size, n))
-        means[start:start + size] = diffs[idx].mean(axis=1)
+        means[start : start + size] = diffs[idx].mean(axis=1)
     alpha = 1 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     if np.all(diffs == 0):
         p_value, test = 1.0, "wilcoxon (all differences zero)"
     else:
         p_value, test = float(sps.wilcoxon(diffs, zero_method="wilcox").pvalue), "wilcoxon"
-    return NumericComparison(n, float(arr[:, 0].mean()), float(arr[:, 1].mean()), mean_diff,
-                             float(low), float(high), p_value, test)
+    return NumericComparison(
+        n,
+        float(arr[:, 0].mean()),
+        float(arr[:, 1].mean()),
+        mean_diff,
+        float(low),
+        float(high),
+        p_value,
+        test,
+    )
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
@@ -137,8 +166,9 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     return [float(x) for x in out]
 
 
-def verdict(diff: float, p_value: float, *, alpha: float = 0.05, min_effect: float = 0.0
-            ) -> Verdict:
+def verdict(
+    diff: float, p_value: float, *, alpha: float = 0.05, min_effect: float = 0.0
+) -> Verdict:
     if p_value < alpha and abs(diff) > min_effect and diff != 0:
         return "regressed" if diff < 0 else "improved"
     return "no significant change"

@@ -19,8 +19,21 @@ from .catalog import load_catalog
 from .errors import SuiteError
 
 MAX_CASE_FILE_BYTES = 1 << 30
-TOP_KEYS = ("name", "description", "cases", "generate", "routing", "grade", "mode", "budget_usd",
-            "cache", "gate", "epochs", "retries", "concurrency")
+TOP_KEYS = (
+    "name",
+    "description",
+    "cases",
+    "generate",
+    "routing",
+    "grade",
+    "mode",
+    "budget_usd",
+    "cache",
+    "gate",
+    "epochs",
+    "retries",
+    "concurrency",
+)
 GENERATE_KEYS = ("system", "prompt", "max_tokens", "model", "stop_sequences")
 CASE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
 
@@ -90,13 +103,14 @@ class Suite(_Model):
     mode: Literal["batch", "sync"] = "batch"
     budget_usd: float | None = Field(None, gt=0)
     cache: CacheSpec = CacheSpec()
-    gate: GateSpec = GateSpec()
+    gate: GateSpec = GateSpec(min_pass_rate=None)
     epochs: int = Field(1, ge=1, le=100)
     retries: int = Field(2, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=512)
 
 
 # -- YAML with line numbers -------------------------------------------------------------------
+
 
 def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict:
     """(key path) -> 1-based line, for every mapping key and sequence item."""
@@ -148,8 +162,11 @@ def read_text(path: Path, display: str, max_bytes: int | None = None) -> str:
     if path.is_dir():
         raise SuiteError("is a folder, not a file", where=display)
     if max_bytes is not None and size > max_bytes:
-        raise SuiteError(f"{_size(size)} is larger than the case-file limit of {_size(max_bytes)}"
-                         " (set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)", where=display)
+        raise SuiteError(
+            f"{_size(size)} is larger than the case-file limit of {_size(max_bytes)}"
+            " (set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)",
+            where=display,
+        )
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -176,11 +193,13 @@ def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
 def _check_keys(raw: dict, allowed: tuple[str, ...], path: tuple, loc: _Located, what: str) -> None:
     for key in raw:
         if key not in allowed:
-            raise loc.error(path + (key,), f"unknown key {key!r} in {what}"
-                            + _did_you_mean(key, allowed))
+            raise loc.error(
+                path + (key,), f"unknown key {key!r} in {what}" + _did_you_mean(key, allowed)
+            )
 
 
 # -- overrides and includes -------------------------------------------------------------------
+
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for item in overrides:
@@ -189,8 +208,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         key, value = item.split("=", 1)
         parts = key.strip().split(".")
         if parts[0] not in TOP_KEYS:
-            raise SuiteError(f"--set {key}: unknown key {parts[0]!r}"
-                             + _did_you_mean(parts[0], TOP_KEYS))
+            raise SuiteError(
+                f"--set {key}: unknown key {parts[0]!r}" + _did_you_mean(parts[0], TOP_KEYS)
+            )
         target = raw
         for part in parts[:-1]:
             if not isinstance(target.get(part), dict):
@@ -204,7 +224,7 @@ def _include(value: Any, base_dir: Path, where: str) -> tuple[Any, str]:
     """Resolve ``file://path`` to the file's text; returns (value, source label)."""
     if not isinstance(value, str) or not value.startswith("file://"):
         return value, "inline"
-    rel = value[len("file://"):]
+    rel = value[len("file://") :]
     path = (base_dir / rel) if not Path(rel).is_absolute() else Path(rel)
     try:
         text = read_text(path, rel)
@@ -214,6 +234,7 @@ def _include(value: Any, base_dir: Path, where: str) -> tuple[Any, str]:
 
 
 # -- loading ----------------------------------------------------------------------------------
+
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     path = Path(path)
@@ -225,14 +246,16 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{display}:{mark.line + 1}" if mark else display
-        raise SuiteError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-                         where=where) from None
+        raise SuiteError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
+        ) from None
     loc = _Located(display, _line_map(node))
     if raw is None:
         raise SuiteError("the suite file is empty", where=display)
     if not isinstance(raw, dict):
-        raise SuiteError("the top level must be a mapping of keys (name, cases, generate...)",
-                         where=display)
+        raise SuiteError(
+            "the top level must be a mapping of keys (name, cases, generate...)", where=display
+        )
     raw = apply_overrides(raw, overrides or [])
     _check_keys(raw, TOP_KEYS, (), loc, "the suite")
     for required in ("name", "cases", "generate"):
@@ -284,8 +307,9 @@ def _generate(raw: Any, base_dir: Path, loc: _Located) -> dict:
     system, system_source = _include(raw.get("system"), base_dir, loc.at(("generate", "system")))
     out["system"] = system
     out["system_source"] = system_source if system is not None else "none"
-    out["prompt"], out["prompt_source"] = _include(raw["prompt"], base_dir,
-                                                   loc.at(("generate", "prompt")))
+    out["prompt"], out["prompt_source"] = _include(
+        raw["prompt"], base_dir, loc.at(("generate", "prompt"))
+    )
     return out
 
 
@@ -293,8 +317,12 @@ def _cases(raw: Any, base_dir: Path, loc: _Located) -> dict:
     if isinstance(raw, list):
         if not raw:
             raise loc.error(("cases",), "cases: the inline list is empty")
-        return {"format": "inline", "inline": raw, "display": loc.display,
-                "line": loc.lines.get(("cases",))}
+        return {
+            "format": "inline",
+            "inline": raw,
+            "display": loc.display,
+            "line": loc.lines.get(("cases",)),
+        }
     if not isinstance(raw, str) or not raw:
         raise loc.error(("cases",), "cases: a file path (JSONL, CSV, YAML) or an inline list")
     rel = raw.removeprefix("file://")
@@ -335,24 +363,36 @@ def _grade(raw: Any, loc: _Located) -> list[dict]:
     from .graders import KNOWN_GRADERS
 
     if not isinstance(raw, list):
-        raise loc.error(("grade",), "grade: a list of graders, e.g. - contains: \"{{ target }}\"")
-    specs, seen = [], {}
+        raise loc.error(("grade",), 'grade: a list of graders, e.g. - contains: "{{ target }}"')
+    specs: list[dict] = []
+    seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         path = ("grade", i)
         if not isinstance(entry, dict):
             raise loc.error(path, "grade: each entry is a mapping like - contains: ...")
         kinds = [k for k in entry if k != "name"]
         if len(kinds) != 1:
-            raise loc.error(path, "grade: each entry names exactly one grader type "
-                                  f"(one of {', '.join(KNOWN_GRADERS)})")
+            raise loc.error(
+                path,
+                "grade: each entry names exactly one grader type "
+                f"(one of {', '.join(KNOWN_GRADERS)})",
+            )
         kind = kinds[0]
         if kind not in KNOWN_GRADERS:
-            raise loc.error(path + (kind,), f"unknown grader type {kind!r}"
-                            + _did_you_mean(kind, KNOWN_GRADERS))
+            raise loc.error(
+                path + (kind,), f"unknown grader type {kind!r}" + _did_you_mean(kind, KNOWN_GRADERS)
+            )
         seen[kind] = seen.get(kind, 0) + 1
         name = entry.get("name") or (kind if seen[kind] == 1 else f"{kind}_{seen[kind]}")
-        specs.append({"type": kind, "name": str(name), "index": i, "params": entry[kind],
-                      "line": loc.lines.get(path)})
+        specs.append(
+            {
+                "type": kind,
+                "name": str(name),
+                "index": i,
+                "params": entry[kind],
+                "line": loc.lines.get(path),
+            }
+        )
     names = [s["name"] for s in specs]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -394,8 +434,9 @@ def _check_models(suite: Suite, loc: _Located) -> None:
         for i, rule in enumerate(suite.routing.rules):
             check(rule.model, ("routing", "rules", i), False)
     for spec in suite.grade:
-        model = spec.params.get("model") if isinstance(spec.params, dict) else None
-        if isinstance(model, str):
+        grader_model = spec.params.get("model") if isinstance(spec.params, dict) else None
+        if isinstance(grader_model, str):
+            model = grader_model
             check(model, ("grade", spec.index, spec.type, "model"), True)
             if model == "route" and suite.routing is None:
                 raise loc.error(("grade", spec.index), "model: route needs a routing: table")

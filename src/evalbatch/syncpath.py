@@ -38,9 +38,17 @@ class SyncPath:
     def pending_count(self, step: str) -> int:
         with self.engine.connect() as conn:
             r = schema.requests.c
-            return len(conn.execute(select(r.id).where(and_(
-                r.run_id == self.run_id, r.step == step, r.status.in_(("pending", "queued"))
-            ))).fetchall())
+            return len(
+                conn.execute(
+                    select(r.id).where(
+                        and_(
+                            r.run_id == self.run_id,
+                            r.step == step,
+                            r.status.in_(("pending", "queued")),
+                        )
+                    )
+                ).fetchall()
+            )
 
     def run(self, step: str) -> None:
         """Send every pending request of ``step``; rounds repeat while retries are due."""
@@ -59,9 +67,18 @@ class SyncPath:
         """Queued sync requests with no batch belong to a process that died: send again."""
         with self.engine.begin() as conn:
             r = schema.requests.c
-            conn.execute(update(schema.requests).where(and_(
-                r.run_id == self.run_id, r.step == step, r.status == "queued",
-                r.batch_id.is_(None))).values(status="pending"))
+            conn.execute(
+                update(schema.requests)
+                .where(
+                    and_(
+                        r.run_id == self.run_id,
+                        r.step == step,
+                        r.status == "queued",
+                        r.batch_id.is_(None),
+                    )
+                )
+                .values(status="pending")
+            )
 
     def _claim(self, step: str) -> list[tuple[str, dict[str, Any]]]:
         with self.engine.begin() as conn:
@@ -74,11 +91,18 @@ class SyncPath:
             ).fetchall()
             ids = [row.id for row in rows]
             for start in range(0, len(ids), 5000):
-                conn.execute(update(schema.requests)
-                             .where(r.id.in_(ids[start:start + 5000]))
-                             .values(status="queued", attempts=r.attempts + 1))
-        return [(custom_id(self.run_id, step, row.idx),
-                 build_params(row, prefixes, self.ttl, self.ingest.catalog)) for row in rows]
+                conn.execute(
+                    update(schema.requests)
+                    .where(r.id.in_(ids[start : start + 5000]))
+                    .values(status="queued", attempts=r.attempts + 1)
+                )
+        return [
+            (
+                custom_id(self.run_id, step, row.idx),
+                build_params(row, prefixes, self.ttl, self.ingest.catalog),
+            )
+            for row in rows
+        ]
 
     async def _send_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         limit = max(1, self.concurrency)

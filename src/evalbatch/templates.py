@@ -11,8 +11,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import SuiteError
 
-_ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                     keep_trailing_newline=True)
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 @lru_cache(maxsize=256)
@@ -24,8 +25,9 @@ def compile_template(source: str, where: str) -> jinja2.Template:
     try:
         return _compile(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise SuiteError(f"template syntax error at template line {exc.lineno}: {exc.message}",
-                         where=where) from exc
+        raise SuiteError(
+            f"template syntax error at template line {exc.lineno}: {exc.message}", where=where
+        ) from exc
 
 
 def render(source: str, context: dict[str, Any], where: str) -> str:

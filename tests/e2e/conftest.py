@@ -42,14 +42,28 @@ def sandbox(sandbox_config: SandboxConfig) -> Iterator[SandboxServer]:
 @pytest.fixture
 def cli_env(sandbox: SandboxServer, _isolated_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
-    env.update({"ANTHROPIC_BASE_URL": sandbox.base_url, "ANTHROPIC_API_KEY": "test-key",
-                "EVALBATCH_HOME": str(_isolated_home), "COLUMNS": "160", "NO_COLOR": "1"})
+    env.update(
+        {
+            "ANTHROPIC_BASE_URL": sandbox.base_url,
+            "ANTHROPIC_API_KEY": "test-key",
+            "EVALBATCH_HOME": str(_isolated_home),
+            "COLUMNS": "160",
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None,
-            timeout: float = 120) -> CliResult:
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> CliResult:
     """The real CLI as a process, the way a cron line or CI runs it."""
-    proc = subprocess.run([sys.executable, "-m", "evalbatch", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)

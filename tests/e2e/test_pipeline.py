@@ -52,8 +52,7 @@ def test_batch_run_scores_and_prices_every_result(tmp_path, cli_env, sandbox, _i
     assert scores == {"paris": 1, "rome": 1, "oslo": 0, "tokyo": 1}
 
 
-def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env,
-                                                               _isolated_home):
+def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env, _isolated_home):
     suite = write_suite(tmp_path / "s")
     batch = run_cli(["run", str(suite), "--json"], cli_env)
     sync = run_cli(["run", str(suite), "--mode", "sync", "--json"], cli_env)
@@ -63,26 +62,37 @@ def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env
     assert b["run"]["manifest_hash"] == s["run"]["manifest_hash"]  # mode is not result-changing
     assert b["graders"] == s["graders"]
     with _db(_isolated_home) as db:
+
         def scores(run_id: str) -> list[tuple]:
-            return db.execute("select case_id, grader, passed, value from scores where run_id=? "
-                              "order by case_id", (run_id,)).fetchall()
+            return db.execute(
+                "select case_id, grader, passed, value from scores where run_id=? order by case_id",
+                (run_id,),
+            ).fetchall()
 
         def tokens(run_id: str) -> list[tuple]:
-            return db.execute("select case_id, input_tokens, output_tokens from results where "
-                              "run_id=? order by case_id", (run_id,)).fetchall()
+            return db.execute(
+                "select case_id, input_tokens, output_tokens from results where "
+                "run_id=? order by case_id",
+                (run_id,),
+            ).fetchall()
 
-        assert [tuple(r) for r in scores(b["run"]["id"])] == [tuple(r) for r in
-                                                              scores(s["run"]["id"])]
-        assert [tuple(r) for r in tokens(b["run"]["id"])] == [tuple(r) for r in
-                                                              tokens(s["run"]["id"])]
+        assert [tuple(r) for r in scores(b["run"]["id"])] == [
+            tuple(r) for r in scores(s["run"]["id"])
+        ]
+        assert [tuple(r) for r in tokens(b["run"]["id"])] == [
+            tuple(r) for r in tokens(s["run"]["id"])
+        ]
     assert b["totals"]["cost"] / s["totals"]["cost"] == 0.5
 
 
 def _rubric_responder(params: dict) -> str:
     text = params["messages"][-1]["content"]
     if "<output>" in text:
-        return '{"score": 2, "reasoning": "wrong city"}' if "Bergen" in text else \
-            'Looks right. {"score": 5, "reasoning": "correct"}'
+        return (
+            '{"score": 2, "reasoning": "wrong city"}'
+            if "Bergen" in text
+            else 'Looks right. {"score": 5, "reasoning": "correct"}'
+        )
     return text
 
 
@@ -93,12 +103,16 @@ def sandbox_config():
     return SandboxConfig(responder=_rubric_responder, batch_latency=0.0)
 
 
-def test_rubric_grading_is_its_own_batched_step_with_its_own_ledger(tmp_path, cli_env, sandbox,
-                                                                    _isolated_home):
-    suite = write_suite(tmp_path / "s", grade=[{"contains": "{{ target }}"},
-                                               {"rubric": {"model": "opus",
-                                                           "rubric": "Is the city right?",
-                                                           "pass": ">= 4"}}])
+def test_rubric_grading_is_its_own_batched_step_with_its_own_ledger(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    suite = write_suite(
+        tmp_path / "s",
+        grade=[
+            {"contains": "{{ target }}"},
+            {"rubric": {"model": "opus", "rubric": "Is the city right?", "pass": ">= 4"}},
+        ],
+    )
     result = run_cli(["run", str(suite), "--json"], cli_env)
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -110,8 +124,9 @@ def test_rubric_grading_is_its_own_batched_step_with_its_own_ledger(tmp_path, cl
     grade_cost = sum(c["cost"] for c in report["costs"] if c["step"] == "grade")
     with _db(_isolated_home) as db:
         stored = db.execute("select sum(cost_usd) from results where step='grade'").fetchone()[0]
-        verdict = db.execute("select value, explanation from scores where case_id='oslo' and "
-                             "grader='rubric'").fetchone()
+        verdict = db.execute(
+            "select value, explanation from scores where case_id='oslo' and grader='rubric'"
+        ).fetchone()
     assert grade_cost == pytest.approx(stored) and grade_cost > 0
     assert tuple(verdict) == (2.0, "wrong city")
 

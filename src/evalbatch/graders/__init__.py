@@ -14,8 +14,16 @@ from .rubric import PairwiseGrader, RubricGrader
 
 GRADERS: dict[str, type[Grader]] = {
     cls.kind: cls
-    for cls in (ExactGrader, ContainsGrader, RegexGrader, JsonGrader, PythonGrader, CodeGrader,
-                RubricGrader, PairwiseGrader)
+    for cls in (
+        ExactGrader,
+        ContainsGrader,
+        RegexGrader,
+        JsonGrader,
+        PythonGrader,
+        CodeGrader,
+        RubricGrader,
+        PairwiseGrader,
+    )
 }
 KNOWN_GRADERS: tuple[str, ...] = tuple(GRADERS)
 

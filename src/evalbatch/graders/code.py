@@ -39,13 +39,22 @@ class CodeGrader(Grader):
 
     def __init__(self, name: str, params: Any, base_dir: Path) -> None:
         super().__init__(name, params, base_dir)
-        allowed = {"tests", "entry_point", "prompt", "include_prompt", "timeout_s", "memory_mb",
-                   "language"}
+        allowed = {
+            "tests",
+            "entry_point",
+            "prompt",
+            "include_prompt",
+            "timeout_s",
+            "memory_mb",
+            "language",
+        }
         if not isinstance(params, dict) or "tests" not in params:
             raise ValueError("code needs {tests: ..., entry_point: ...}")
         unknown = sorted(set(params) - allowed)
         if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ValueError(
+                f"unknown option {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            )
         if params.get("language", "python") != "python":
             raise ValueError("code: only language: python is supported")
         self.tests = str(params["tests"])
@@ -59,9 +68,13 @@ class CodeGrader(Grader):
         return [self.tests, self.entry_point] + ([self.prompt] if self.include_prompt else [])
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"tests": self.tests, "entry_point": self.entry_point,
-                "include_prompt": self.include_prompt, "timeout_s": self.timeout_s,
-                "memory_mb": self.memory_mb}
+        return {
+            "tests": self.tests,
+            "entry_point": self.entry_point,
+            "include_prompt": self.include_prompt,
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+        }
 
     def program(self, output: str, case: Case) -> str:
         ctx = case.context()
@@ -83,8 +96,12 @@ class CodeGrader(Grader):
             script.write_text(program, encoding="utf-8")
             try:
                 proc = subprocess.run(
-                    [sys.executable, "-I", str(script)], cwd=tmp, env=env, capture_output=True,
-                    text=True, timeout=self.timeout_s,
+                    [sys.executable, "-I", str(script)],
+                    cwd=tmp,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=self.timeout_s,
                     preexec_fn=_limits(self.memory_mb, int(self.timeout_s) + 1),  # noqa: PLW1509
                 )
             except subprocess.TimeoutExpired:

@@ -43,7 +43,7 @@ class ExactGrader(Grader):
         super().__init__(name, params, base_dir)
         opts = _mapping(params, "value", ("value", "ignore_case", "strip"))
         if "value" not in opts:
-            raise ValueError("exact needs a value, e.g. exact: \"{{ target }}\"")
+            raise ValueError('exact needs a value, e.g. exact: "{{ target }}"')
         self.value = str(opts["value"])
         self.ignore_case = bool(opts.get("ignore_case", False))
         self.strip = bool(opts.get("strip", True))
@@ -61,8 +61,9 @@ class ExactGrader(Grader):
     def grade(self, output: str, case: Case) -> Score:
         expected = render(self.value, case.context(), case.where(self.name))
         ok = self._norm(output) == self._norm(expected)
-        return _pass(self.name, ok, f"{'equals' if ok else 'expected exactly'} "
-                                    f"{_short(expected)!r}")
+        return _pass(
+            self.name, ok, f"{'equals' if ok else 'expected exactly'} {_short(expected)!r}"
+        )
 
 
 class ContainsGrader(Grader):
@@ -97,8 +98,9 @@ class ContainsGrader(Grader):
         missing = [n for n in needles if n not in found]
         if ok:
             return _pass(self.name, True, f"contains {', '.join(repr(_short(n)) for n in found)}")
-        return _pass(self.name, False, f"expected {', '.join(repr(_short(n)) for n in missing)} "
-                                       "in output")
+        return _pass(
+            self.name, False, f"expected {', '.join(repr(_short(n)) for n in missing)} in output"
+        )
 
 
 class RegexGrader(Grader):
@@ -113,7 +115,8 @@ class RegexGrader(Grader):
         self.flags = 0
         for letter in str(opts.get("flags", "")):
             flag = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}.get(
-                letter)
+                letter
+            )
             if flag is None:
                 raise ValueError(f"unknown regex flag {letter!r} (use i, m, s, x)")
             self.flags |= flag
@@ -157,7 +160,7 @@ class JsonGrader(Grader):
             raise ValueError("json takes true, or {schema: {...} | file://schema.json}")
         schema = params.get("schema")
         if isinstance(schema, str) and schema.startswith("file://"):
-            path = base_dir / schema[len("file://"):]
+            path = base_dir / schema[len("file://") :]
             try:
                 schema = json.loads(path.read_text("utf-8"))
             except (OSError, ValueError) as exc:
@@ -184,7 +187,8 @@ class JsonGrader(Grader):
         if self.schema is None:
             return _pass(self.name, True, "valid JSON")
         error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(self.schema).iter_errors(value))
+            jsonschema.Draft202012Validator(self.schema).iter_errors(value)
+        )
         if error is None:
             return _pass(self.name, True, "valid JSON, matches the schema")
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"

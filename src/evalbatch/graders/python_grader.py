@@ -31,8 +31,9 @@ def _load(target: str, base_dir: Path) -> tuple[Callable[..., Any], Path | None]
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise ValueError(f"importing {module_ref} failed: {exc.__class__.__name__}: "
-                             f"{exc}") from None
+            raise ValueError(
+                f"importing {module_ref} failed: {exc.__class__.__name__}: {exc}"
+            ) from None
     else:
         added = str(base_dir) not in sys.path
         if added:
@@ -44,11 +45,16 @@ def _load(target: str, base_dir: Path) -> tuple[Callable[..., Any], Path | None]
         finally:
             if added:
                 sys.path.remove(str(base_dir))
-        path = Path(module.__file__) if getattr(module, "__file__", None) else None
+        file = getattr(module, "__file__", None)
+        return _checked(module, func_name, module_ref), Path(file) if file else None
+    return _checked(module, func_name, module_ref), path
+
+
+def _checked(module: Any, func_name: str, module_ref: str) -> Callable[..., Any]:
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ValueError(f"{module_ref} has no function {func_name!r}")
-    return func, path
+    return func  # type: ignore[no-any-return]
 
 
 class PythonGrader(Grader):
@@ -57,8 +63,9 @@ class PythonGrader(Grader):
     def __init__(self, name: str, params: Any, base_dir: Path) -> None:
         super().__init__(name, params, base_dir)
         opts = params if isinstance(params, dict) else {"function": params}
-        if set(opts) - {"function", "args", "threshold"} or not isinstance(opts.get("function"),
-                                                                            str):
+        if set(opts) - {"function", "args", "threshold"} or not isinstance(
+            opts.get("function"), str
+        ):
             raise ValueError("python takes module:function, or {function, args, threshold}")
         self.target = opts["function"]
         self.args = dict(opts.get("args") or {})
@@ -74,8 +81,12 @@ class PythonGrader(Grader):
                 source = inspect.getsource(self.func)
             except (OSError, TypeError):
                 source = self.target
-        return {"function": self.target, "args": self.args, "threshold": self.threshold,
-                "source_sha256": hashlib.sha256(source.encode()).hexdigest()}
+        return {
+            "function": self.target,
+            "args": self.args,
+            "threshold": self.threshold,
+            "source_sha256": hashlib.sha256(source.encode()).hexdigest(),
+        }
 
     def grade(self, output: str, case: Case) -> Score:
         try:
@@ -96,8 +107,13 @@ class PythonGrader(Grader):
             value = result.get("score")
             if passed is None and value is not None:
                 passed = float(value) >= self.threshold
-            return Score(self.name, None if passed is None else bool(passed),
-                         None if value is None else float(value),
-                         str(result.get("explanation", result.get("reason", ""))))
-        return Score(grader=self.name, error=f"grader returned {type(result).__name__}; expected "
-                                             "bool, number, dict or Score")
+            return Score(
+                self.name,
+                None if passed is None else bool(passed),
+                None if value is None else float(value),
+                str(result.get("explanation", result.get("reason", ""))),
+            )
+        return Score(
+            grader=self.name,
+            error=f"grader returned {type(result).__name__}; expected bool, number, dict or Score",
+        )

@@ -14,8 +14,14 @@ from typing import Any
 from ..records import Case, Score
 from .base import ModelGrader
 
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-        "==": operator.eq, "!=": operator.ne}
+_OPS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 _PASS = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 _JSON_OBJ = re.compile(r"\{[^{}]*\}")
 _SCORE_LINE = re.compile(r"(?:score|grade|rating)\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
@@ -35,7 +41,7 @@ def _text_param(value: Any, base_dir: Path, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{what}: text or file://path")
     if value.startswith("file://"):
-        path = base_dir / value[len("file://"):]
+        path = base_dir / value[len("file://") :]
         try:
             return path.read_text("utf-8")
         except OSError as exc:
@@ -70,13 +76,18 @@ class RubricGrader(ModelGrader):
             raise ValueError("rubric needs {model, rubric, pass}")
         unknown = sorted(set(params) - allowed)
         if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ValueError(
+                f"unknown option {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            )
         self.model = str(params.get("model", "opus"))
         self.rubric = _text_param(params["rubric"], base_dir, "rubric")
         scale = params.get("scale", [1, 5])
-        if not (isinstance(scale, list) and len(scale) == 2 and all(isinstance(x, int)
-                                                                    for x in scale)
-                and scale[0] < scale[1]):
+        if not (
+            isinstance(scale, list)
+            and len(scale) == 2
+            and all(isinstance(x, int) for x in scale)
+            and scale[0] < scale[1]
+        ):
             raise ValueError("scale: [low, high] integers, e.g. [1, 5]")
         self.low, self.high = scale
         match = _PASS.match(str(params.get("pass", f">= {self.high - 1}")))
@@ -88,9 +99,14 @@ class RubricGrader(ModelGrader):
         self.instructions = INSTRUCTIONS.format(low=self.low, high=self.high) + self.rubric
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"model": self.model, "rubric": self.rubric, "pass": self.pass_expr,
-                "scale": [self.low, self.high], "max_tokens": self.max_tokens,
-                "instructions_sha256": hashlib.sha256(self.instructions.encode()).hexdigest()}
+        return {
+            "model": self.model,
+            "rubric": self.rubric,
+            "pass": self.pass_expr,
+            "scale": [self.low, self.high],
+            "max_tokens": self.max_tokens,
+            "instructions_sha256": hashlib.sha256(self.instructions.encode()).hexdigest(),
+        }
 
     def _system(self, cache_ttl: str | None) -> list[dict[str, Any]]:
         block: dict[str, Any] = {"type": "text", "text": self.instructions}
@@ -98,15 +114,19 @@ class RubricGrader(ModelGrader):
             block["cache_control"] = {"type": "ephemeral", "ttl": cache_ttl}
         return [block]
 
-    def build_request(self, output: str, case: Case, model_id: str, cache_ttl: str | None,
-                      **_: Any) -> dict[str, Any]:
+    def build_request(
+        self, output: str, case: Case, model_id: str, cache_ttl: str | None, **_: Any
+    ) -> dict[str, Any]:
         parts = [f"<input>\n{_show(case.input if case.input is not None else case.vars)}\n</input>"]
         if case.target is not None:
             parts.append(f"<reference>\n{_show(case.target)}\n</reference>")
         parts.append(f"<output>\n{output}\n</output>")
-        return {"model": model_id, "max_tokens": self.max_tokens,
-                "system": self._system(cache_ttl),
-                "messages": [{"role": "user", "content": "\n\n".join(parts)}]}
+        return {
+            "model": model_id,
+            "max_tokens": self.max_tokens,
+            "system": self._system(cache_ttl),
+            "messages": [{"role": "user", "content": "\n\n".join(parts)}],
+        }
 
     def parse_verdict(self, text: str, case: Case) -> Score:
         score, reasoning = self._find_score(text)
@@ -114,10 +134,11 @@ class RubricGrader(ModelGrader):
             snippet = " ".join(text.split())[:80]
             return Score(grader=self.name, error=f"unparseable verdict: {snippet!r}")
         if not self.low <= score <= self.high:
-            return Score(grader=self.name, error=f"score {score:g} is outside the scale "
-                                                 f"{self.low}..{self.high}")
-        return Score(self.name, bool(self._op(score, self._bound)), score,
-                     (reasoning or "")[:500])
+            return Score(
+                grader=self.name,
+                error=f"score {score:g} is outside the scale {self.low}..{self.high}",
+            )
+        return Score(self.name, bool(self._op(score, self._bound)), score, (reasoning or "")[:500])
 
     @staticmethod
     def _find_score(text: str) -> tuple[float | None, str]:
@@ -159,35 +180,58 @@ class PairwiseGrader(ModelGrader):
         if unknown:
             raise ValueError(f"unknown option {unknown[0]!r}")
         self.model = str(params.get("model", "opus"))
-        self.criteria = _text_param(params.get("rubric", "Helpfulness, correctness and "
-                                               "faithfulness to the input."), base_dir, "rubric")
+        self.criteria = _text_param(
+            params.get("rubric", "Helpfulness, correctness and faithfulness to the input."),
+            base_dir,
+            "rubric",
+        )
         self.baseline_run = str(params["baseline_run"])
         self.swap = bool(params.get("swap", False))
         self.max_tokens = int(params.get("max_tokens", 512))
         self.instructions = PAIRWISE_INSTRUCTIONS + self.criteria
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"model": self.model, "criteria": self.criteria, "baseline_run": self.baseline_run,
-                "swap": self.swap, "max_tokens": self.max_tokens}
+        return {
+            "model": self.model,
+            "criteria": self.criteria,
+            "baseline_run": self.baseline_run,
+            "swap": self.swap,
+            "max_tokens": self.max_tokens,
+        }
 
-    def build_request(self, output: str, case: Case, model_id: str, cache_ttl: str | None,
-                      baseline_output: str | None = None, **_: Any) -> dict[str, Any]:
-        first, second = (output, baseline_output or "") if self.swap else (
-            baseline_output or "", output)
+    def build_request(
+        self,
+        output: str,
+        case: Case,
+        model_id: str,
+        cache_ttl: str | None,
+        baseline_output: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        first, second = (
+            (output, baseline_output or "") if self.swap else (baseline_output or "", output)
+        )
         block: dict[str, Any] = {"type": "text", "text": self.instructions}
         if cache_ttl:
             block["cache_control"] = {"type": "ephemeral", "ttl": cache_ttl}
-        content = (f"<input>\n{_show(case.input if case.input is not None else case.vars)}\n"
-                   f"</input>\n\n<A>\n{first}\n</A>\n\n<B>\n{second}\n</B>")
-        return {"model": model_id, "max_tokens": self.max_tokens, "system": [block],
-                "messages": [{"role": "user", "content": content}]}
+        content = (
+            f"<input>\n{_show(case.input if case.input is not None else case.vars)}\n"
+            f"</input>\n\n<A>\n{first}\n</A>\n\n<B>\n{second}\n</B>"
+        )
+        return {
+            "model": model_id,
+            "max_tokens": self.max_tokens,
+            "system": [block],
+            "messages": [{"role": "user", "content": content}],
+        }
 
     def parse_verdict(self, text: str, case: Case) -> Score:
         obj = _last_json(text) or {}
         winner = str(obj.get("winner", "")).strip().upper()
         if winner not in ("A", "B", "TIE"):
-            return Score(grader=self.name,
-                         error=f"unparseable verdict: {' '.join(text.split())[:80]!r}")
+            return Score(
+                grader=self.name, error=f"unparseable verdict: {' '.join(text.split())[:80]!r}"
+            )
         candidate = "A" if self.swap else "B"
         passed = winner in (candidate, "TIE")
         value = 0.5 if winner == "TIE" else (1.0 if winner == candidate else 0.0)

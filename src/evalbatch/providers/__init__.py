@@ -7,8 +7,9 @@ from .base import BatchInfo, Provider
 __all__ = ["BatchInfo", "Provider", "open_provider"]
 
 
-def open_provider(name: str = "anthropic", *, base_url: str | None = None,
-                  api_key: str | None = None) -> Provider:
+def open_provider(
+    name: str = "anthropic", *, base_url: str | None = None, api_key: str | None = None
+) -> Provider:
     from .anthropic import AnthropicProvider
 
     if name != "anthropic":

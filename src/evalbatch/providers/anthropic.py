@@ -65,10 +65,10 @@ def _usage(raw: Any, tier_default: str | None) -> Usage:
     )
 
 
-def _message_outcome(custom_id: str, message: Any, tier: str | None, latency_ms: int | None) -> Outcome:
-    text = "".join(
-        getattr(block, "text", "") for block in message.content if block.type == "text"
-    )
+def _message_outcome(
+    custom_id: str, message: Any, tier: str | None, latency_ms: int | None
+) -> Outcome:
+    text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
     return Outcome(
         custom_id=custom_id,
         kind="succeeded",
@@ -99,7 +99,9 @@ def _translate(exc: Exception, action: str) -> ProviderError:
             status=exc.status_code,
         )
     if isinstance(exc, anthropic.APIConnectionError):
-        return ProviderError(f"{action}: connection failed ({exc.__class__.__name__})", retryable=True)
+        return ProviderError(
+            f"{action}: connection failed ({exc.__class__.__name__})", retryable=True
+        )
     return ProviderError(f"{action}: {exc.__class__.__name__}: {exc}", retryable=False)
 
 
@@ -135,8 +137,12 @@ class AnthropicProvider:
         # Batch creation is never retried by the SDK: no idempotency key exists, so a retried
         # POST after a lost response would create (and bill) a second batch. The journal retries.
         self._create_client = self._client.with_options(max_retries=0)
-        self._async_args = {"api_key": key, "base_url": base, "max_retries": max_retries,
-                            "timeout": timeout}
+        self._async_args = {
+            "api_key": key,
+            "base_url": base,
+            "max_retries": max_retries,
+            "timeout": timeout,
+        }
         self._async: anthropic.AsyncAnthropic | None = None
 
     # -- batches ---------------------------------------------------------------------------
@@ -216,7 +222,11 @@ class AnthropicProvider:
         except anthropic.APIStatusError as exc:
             err = _translate(exc, "sending a request")
             body = exc.body if isinstance(exc.body, dict) else {}
-            etype = (body.get("error") or {}).get("type") if isinstance(body.get("error"), dict) else None
+            etype = (
+                (body.get("error") or {}).get("type")
+                if isinstance(body.get("error"), dict)
+                else None
+            )
             outcome = _error_outcome(custom_id, etype or f"http_{exc.status_code}", str(err))
             return Outcome(**{**outcome.__dict__, "retryable": err.retryable})
         except anthropic.APIConnectionError as exc:

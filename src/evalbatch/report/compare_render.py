@@ -24,20 +24,26 @@ def _p(value: float) -> str:
 
 
 def verdict_line(cmp: Comparison) -> str:
-    return (f"{cmp.verdict}: {cmp.new['id']} vs {cmp.base['id']} on {cmp.common_cases} common "
-            f"cases (alpha {cmp.alpha}{', BH-adjusted' if cmp.adjusted else ''})")
+    return (
+        f"{cmp.verdict}: {cmp.new['id']} vs {cmp.base['id']} on {cmp.common_cases} common "
+        f"cases (alpha {cmp.alpha}{', BH-adjusted' if cmp.adjusted else ''})"
+    )
 
 
 def _scope_notes(cmp: Comparison) -> list[str]:
     notes = []
     if cmp.only_base or cmp.only_new or cmp.changed_cases:
-        notes.append(f"compared on common cases only: {len(cmp.only_base)} removed, "
-                     f"{len(cmp.only_new)} added, {len(cmp.changed_cases)} changed")
+        notes.append(
+            f"compared on common cases only: {len(cmp.only_base)} removed, "
+            f"{len(cmp.only_new)} added, {len(cmp.changed_cases)} changed"
+        )
     if cmp.skipped_graders:
         notes.append(f"graders not in both runs (not compared): {', '.join(cmp.skipped_graders)}")
     if cmp.flaky:
-        notes.append(f"{len(cmp.flaky)} flaky case(s) (verdict varies across epochs), "
-                     "reported apart from regressions")
+        notes.append(
+            f"{len(cmp.flaky)} flaky case(s) (verdict varies across epochs), "
+            "reported apart from regressions"
+        )
     return notes
 
 
@@ -54,18 +60,41 @@ def render_text(cmp: Comparison) -> Group:
     else:
         parts.append(Text("Manifests are identical: same models, prompts, graders and cases."))
     table = Table(title="Per grader (paired)", title_justify="left")
-    for col in ("grader", "n", "base", "new", "diff", "95% CI", "fixed", "regressed", "p",
-                "verdict"):
+    for col in (
+        "grader",
+        "n",
+        "base",
+        "new",
+        "diff",
+        "95% CI",
+        "fixed",
+        "regressed",
+        "p",
+        "verdict",
+    ):
         table.add_column(col, justify="left" if col in ("grader", "verdict") else "right")
     for g in cmp.graders:
-        table.add_row(g.grader, str(g.n), pct(g.base_rate), pct(g.new_rate),
-                      f"{g.diff * 100:+.1f}pp", f"[{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}]",
-                      str(g.fixed), str(g.regressed), _p(g.p_adjusted), g.verdict)
+        table.add_row(
+            g.grader,
+            str(g.n),
+            pct(g.base_rate),
+            pct(g.new_rate),
+            f"{g.diff * 100:+.1f}pp",
+            f"[{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}]",
+            str(g.fixed),
+            str(g.regressed),
+            _p(g.p_adjusted),
+            g.verdict,
+        )
     parts.append(table)
     for d in [c for c in cmp.cases if c.change == "regressed"][:MAX_CASES]:
         parts.append(Text(f"regressed: {d.case_id} [{d.grader}]", style="red"))
-        parts.append(Text(f"  base: {d.base_output[:200]!r}\n  new:  {d.new_output[:200]!r}\n"
-                          f"  why:  {d.new_explanation[:200]}"))
+        parts.append(
+            Text(
+                f"  base: {d.base_output[:200]!r}\n  new:  {d.new_output[:200]!r}\n"
+                f"  why:  {d.new_explanation[:200]}"
+            )
+        )
     return Group(*parts)  # type: ignore[arg-type]
 
 
@@ -73,12 +102,17 @@ def render_markdown(cmp: Comparison) -> str:
     icon = {"regressed": "🔴", "improved": "🟢"}.get(cmp.verdict, "⚪")
     lines = [f"### {icon} evalbatch compare: {cmp.verdict}", "", verdict_line(cmp), ""]
     lines += [f"> {n}" for n in _scope_notes(cmp)]
-    lines += ["", "| grader | n | base | new | diff | 95% CI | fixed | regressed | p | verdict |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "| grader | n | base | new | diff | 95% CI | fixed | regressed | p | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for g in cmp.graders:
-        lines.append(f"| {g.grader} | {g.n} | {pct(g.base_rate)} | {pct(g.new_rate)} | "
-                     f"{g.diff * 100:+.1f}pp | [{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}] | "
-                     f"{g.fixed} | {g.regressed} | {_p(g.p_adjusted)} | {g.verdict} |")
+        lines.append(
+            f"| {g.grader} | {g.n} | {pct(g.base_rate)} | {pct(g.new_rate)} | "
+            f"{g.diff * 100:+.1f}pp | [{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}] | "
+            f"{g.fixed} | {g.regressed} | {_p(g.p_adjusted)} | {g.verdict} |"
+        )
     if cmp.changes:
         lines += ["", "<details><summary>What changed in the manifest</summary>", ""]
         for change in cmp.changes:
@@ -88,11 +122,18 @@ def render_markdown(cmp: Comparison) -> str:
         lines += ["</details>"]
     regressed = [c for c in cmp.cases if c.change == "regressed"]
     if regressed:
-        lines += ["", f"<details><summary>{len(regressed)} regressed case(s)</summary>", "",
-                  "| case | grader | base output | new output | why |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"<details><summary>{len(regressed)} regressed case(s)</summary>",
+            "",
+            "| case | grader | base output | new output | why |",
+            "|---|---|---|---|---|",
+        ]
         for d in regressed[:MAX_CASES]:
-            lines.append(f"| {_cell(d.case_id)} | {d.grader} | {_cell(d.base_output)} | "
-                         f"{_cell(d.new_output)} | {_cell(d.new_explanation)} |")
+            lines.append(
+                f"| {_cell(d.case_id)} | {d.grader} | {_cell(d.base_output)} | "
+                f"{_cell(d.new_output)} | {_cell(d.new_explanation)} |"
+            )
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -110,8 +151,11 @@ def render_junit(cmp: Comparison) -> str:
         tests += 1
         case = ET.SubElement(suite, "testcase", classname="evalbatch.compare", name=g.grader)
         if g.verdict == "regressed":
-            ET.SubElement(case, "failure", message=f"{g.grader} regressed: "
-                          f"{g.diff * 100:+.1f}pp, p={_p(g.p_adjusted)}")
+            ET.SubElement(
+                case,
+                "failure",
+                message=f"{g.grader} regressed: {g.diff * 100:+.1f}pp, p={_p(g.p_adjusted)}",
+            )
     for (case_id, epoch, grader), d in regressed.items():
         tests += 1
         name = case_id if epoch == 0 else f"{case_id}#epoch{epoch}"

@@ -25,14 +25,27 @@ def list_runs(engine: Engine, suite: str | None = None, limit: int = 50) -> list
         rows = conn.execute(query).fetchall()
         out = []
         for row in rows:
-            cost = conn.execute(select(func.sum(schema.results.c.cost_usd)).where(
-                schema.results.c.run_id == row.id)).scalar() or 0.0
-            out.append({
-                "id": row.id, "suite": row.suite_name, "created_at": row.created_at,
-                "mode": row.mode, "status": row.status, "manifest_hash": row.manifest_hash,
-                "cases": row.case_count, "pass_rate": _pass_rate(conn, row.id),
-                "cost_usd": float(cost),
-            })
+            cost = (
+                conn.execute(
+                    select(func.sum(schema.results.c.cost_usd)).where(
+                        schema.results.c.run_id == row.id
+                    )
+                ).scalar()
+                or 0.0
+            )
+            out.append(
+                {
+                    "id": row.id,
+                    "suite": row.suite_name,
+                    "created_at": row.created_at,
+                    "mode": row.mode,
+                    "status": row.status,
+                    "manifest_hash": row.manifest_hash,
+                    "cases": row.case_count,
+                    "pass_rate": _pass_rate(conn, row.id),
+                    "cost_usd": float(cost),
+                }
+            )
     # Mark where the manifest changed between consecutive runs of the same suite (oldest first).
     previous: dict[str, str] = {}
     for item in reversed(out):
@@ -44,8 +57,12 @@ def list_runs(engine: Engine, suite: str | None = None, limit: int = 50) -> list
 
 def _pass_rate(conn: Any, run_id: str) -> float | None:
     s = schema.scores.c
-    per_case = (select(func.min(case((s.passed.is_(True), 1), else_=0)).label("ok"))
-                .where(s.run_id == run_id).group_by(s.case_idx, s.epoch).subquery())
+    per_case = (
+        select(func.min(case((s.passed.is_(True), 1), else_=0)).label("ok"))
+        .where(s.run_id == run_id)
+        .group_by(s.case_idx, s.epoch)
+        .subquery()
+    )
     n, ok = conn.execute(select(func.count(), func.sum(per_case.c.ok))).one()
     return (ok or 0) / n if n else None
 
@@ -53,8 +70,11 @@ def _pass_rate(conn: Any, run_id: str) -> float | None:
 def open_run_ids(engine: Engine) -> list[str]:
     runs = schema.runs.c
     with engine.connect() as conn:
-        return list(conn.execute(select(runs.id).where(
-            runs.status.not_in(("done", "canceled"))).order_by(runs.id)).scalars())
+        return list(
+            conn.execute(
+                select(runs.id).where(runs.status.not_in(("done", "canceled"))).order_by(runs.id)
+            ).scalars()
+        )
 
 
 def run_status(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -64,27 +84,51 @@ def run_status(engine: Engine, run_id: str) -> dict[str, Any]:
         run = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).one()
         r = schema.requests.c
         counts: dict[str, dict[str, int]] = {}
-        for step, status, n in conn.execute(select(r.step, r.status, func.count())
-                                            .where(r.run_id == run_id).group_by(r.step, r.status)):
+        for step, status, n in conn.execute(
+            select(r.step, r.status, func.count())
+            .where(r.run_id == run_id)
+            .group_by(r.step, r.status)
+        ):
             counts.setdefault(step, {})[status] = int(n)
         b = schema.batches.c
-        batches = conn.execute(select(schema.batches).where(and_(
-            b.run_id == run_id, b.status != "abandoned")).order_by(b.seq)).fetchall()
+        batches = conn.execute(
+            select(schema.batches)
+            .where(and_(b.run_id == run_id, b.status != "abandoned"))
+            .order_by(b.seq)
+        ).fetchall()
     warnings = []
     items = []
     for row in batches:
         age_s = now - (row.submitted_at or row.created_at)
         retention_left = RETENTION_DAYS * 86400 - age_s
         if row.status not in ("collected",) and age_s > WARN_AFTER_DAYS * 86400:
-            warnings.append(f"batch {row.provider_batch_id}: results are deleted "
-                            f"{RETENTION_DAYS} days after creation; collect now")
-        items.append({
-            "seq": row.seq, "step": row.step, "provider_batch_id": row.provider_batch_id,
-            "status": row.status, "requests": row.request_count,
-            "counts": orjson.loads(row.counts) if row.counts else {},
-            "age_s": age_s, "expires_in_s": (row.expires_at - now) if row.expires_at else None,
-            "retention_left_s": retention_left, "last_error": row.last_error,
-        })
-    return {"id": run.id, "suite": run.suite_name, "status": run.status, "mode": run.mode,
-            "created_at": run.created_at, "age_s": now - run.created_at, "error": run.error,
-            "requests": counts, "batches": items, "warnings": warnings}
+            warnings.append(
+                f"batch {row.provider_batch_id}: results are deleted "
+                f"{RETENTION_DAYS} days after creation; collect now"
+            )
+        items.append(
+            {
+                "seq": row.seq,
+                "step": row.step,
+                "provider_batch_id": row.provider_batch_id,
+                "status": row.status,
+                "requests": row.request_count,
+                "counts": orjson.loads(row.counts) if row.counts else {},
+                "age_s": age_s,
+                "expires_in_s": (row.expires_at - now) if row.expires_at else None,
+                "retention_left_s": retention_left,
+                "last_error": row.last_error,
+            }
+        )
+    return {
+        "id": run.id,
+        "suite": run.suite_name,
+        "status": run.status,
+        "mode": run.mode,
+        "created_at": run.created_at,
+        "age_s": now - run.created_at,
+        "error": run.error,
+        "requests": counts,
+        "batches": items,
+        "warnings": warnings,
+    }

@@ -14,14 +14,17 @@ from .history import list_runs
 from .summary import RunSummary
 from .text import headline, pct, usd
 
-_ENV = Environment(loader=PackageLoader("evalbatch", "report/templates"),
-                   autoescape=select_autoescape(default=True, default_for_string=True))
+_ENV = Environment(
+    loader=PackageLoader("evalbatch", "report/templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
 _ENV.filters.update(usd=usd, pct=pct)
 _ENV.filters["when"] = lambda ts: datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def line_chart(points: list[tuple[str, float]], *, width: int = 520, height: int = 140,
-               fmt: Any = str) -> dict[str, Any]:
+def line_chart(
+    points: list[tuple[str, float]], *, width: int = 520, height: int = 140, fmt: Any = str
+) -> dict[str, Any]:
     """An SVG polyline's coordinates for values in order (oldest first)."""
     if not points:
         return {"path": "", "dots": [], "width": width, "height": height}
@@ -38,8 +41,10 @@ def line_chart(points: list[tuple[str, float]], *, width: int = 520, height: int
 
 def bar_chart(items: list[tuple[str, float]], *, width: int = 520) -> list[dict[str, Any]]:
     top = max((v for _, v in items), default=0.0) or 1.0
-    return [{"label": label, "value": usd(v), "width": round((v / top) * (width - 220), 1)}
-            for label, v in items]
+    return [
+        {"label": label, "value": usd(v), "width": round((v / top) * (width - 220), 1)}
+        for label, v in items
+    ]
 
 
 def render_html(engine: Engine, summary: RunSummary) -> str:
@@ -48,13 +53,17 @@ def render_html(engine: Engine, summary: RunSummary) -> str:
     done = [h for h in history if h["status"] == "done"]
     costs = [(f"{c.step} · {c.model}", c.cost) for c in summary.costs]
     return _ENV.get_template("run.html.j2").render(
-        summary=summary, run=run, headline=headline(summary),
+        summary=summary,
+        run=run,
+        headline=headline(summary),
         rows=list(iter_case_rows(engine, str(run["id"]))),
         pass_chart=line_chart([(h["id"], h["pass_rate"] or 0.0) for h in done], fmt=pct),
         cost_chart=line_chart([(h["id"], h["cost_usd"]) for h in done], fmt=usd),
         cost_bars=bar_chart(costs),
-        totals={k: summary.total(k) for k in ("cost", "sync_cost", "nocache_cost",
-                                              "norouting_cost", "naive_cost")},
+        totals={
+            k: summary.total(k)
+            for k in ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
+        },
     )
 
 
@@ -62,4 +71,5 @@ def render_compare_html(cmp: Any) -> str:
     from .compare_render import verdict_line
 
     return _ENV.get_template("compare.html.j2").render(
-        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp))
+        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp)
+    )

@@ -18,16 +18,19 @@ def render_junit(engine: Engine, summary: RunSummary) -> str:
         for score in row.scores:
             tests += 1
             name = row.case_id if row.epoch == 0 else f"{row.case_id}#epoch{row.epoch}"
-            case = ET.SubElement(suite, "testcase", classname=f"{run['suite']}.{score['grader']}",
-                                 name=name)
+            case = ET.SubElement(
+                suite, "testcase", classname=f"{run['suite']}.{score['grader']}", name=name
+            )
             if score["error"]:
                 errors += 1
-                ET.SubElement(case, "error", message=str(score["error"])[:500]).text = (
-                    str(score["error"]))
+                ET.SubElement(case, "error", message=str(score["error"])[:500]).text = str(
+                    score["error"]
+                )
             elif not score["passed"]:
                 failures += 1
-                node = ET.SubElement(case, "failure",
-                                     message=(score["explanation"] or "failed")[:500])
+                node = ET.SubElement(
+                    case, "failure", message=(score["explanation"] or "failed")[:500]
+                )
                 node.text = f"output:\n{row.output}\n\nexplanation:\n{score['explanation']}"
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))

@@ -28,27 +28,43 @@ def render_markdown(engine: Engine, summary: RunSummary) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for g in summary.graders:
-        lines.append(f"| {g.name} | {g.type} | {pct(g.pass_rate)} | {g.passed} | {g.failed} | "
-                     f"{g.errors} |")
-    lines += ["", "| step | model | mode | requests | cache read | cost | sync-rate |",
-              "|---|---|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {g.name} | {g.type} | {pct(g.pass_rate)} | {g.passed} | {g.failed} | {g.errors} |"
+        )
+    lines += [
+        "",
+        "| step | model | mode | requests | cache read | cost | sync-rate |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for c in summary.costs:
-        lines.append(f"| {c.step} | {c.model} | {c.mode} | {c.requests:,} | "
-                     f"{pct(c.cache_read_share)} | {usd(c.cost)} | {usd(c.sync_cost)} |")
+        lines.append(
+            f"| {c.step} | {c.model} | {c.mode} | {c.requests:,} | "
+            f"{pct(c.cache_read_share)} | {usd(c.cost)} | {usd(c.sync_cost)} |"
+        )
     if summary.gate:
         state = "failed" if summary.gate_failed else "passed"
-        lines += ["", f"Gate: pass rate {pct(summary.gate['pass_rate'])} vs minimum "
-                      f"{pct(summary.gate['min_pass_rate'])}: **{state}**"]
+        lines += [
+            "",
+            f"Gate: pass rate {pct(summary.gate['pass_rate'])} vs minimum "
+            f"{pct(summary.gate['min_pass_rate'])}: **{state}**",
+        ]
     failing = [row for row in iter_case_rows(engine, str(run["id"])) if row.status != "pass"]
     if failing:
-        lines += ["", f"<details><summary>{len(failing)} failing case(s)</summary>", "",
-                  "| case | grader | output | explanation |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"<details><summary>{len(failing)} failing case(s)</summary>",
+            "",
+            "| case | grader | output | explanation |",
+            "|---|---|---|---|",
+        ]
         for row in failing[:MAX_FAILURES]:
             for s in row.scores:
                 if not s["passed"]:
-                    lines.append(f"| {_cell(row.case_id)} | {s['grader']} | "
-                                 f"{_cell(row.output, 80)} | "
-                                 f"{_cell(s['error'] or s['explanation'])} |")
+                    lines.append(
+                        f"| {_cell(row.case_id)} | {s['grader']} | "
+                        f"{_cell(row.output, 80)} | "
+                        f"{_cell(s['error'] or s['explanation'])} |"
+                    )
         if len(failing) > MAX_FAILURES:
             lines.append(f"| … {len(failing) - MAX_FAILURES} more | | | |")
         lines += ["", "</details>"]

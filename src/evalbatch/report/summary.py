@@ -77,12 +77,14 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["pass_rate"] = self.pass_rate
-        for line, raw in zip(self.graders, data["graders"], strict=True):
-            raw["pass_rate"] = line.pass_rate
-        for line, raw in zip(self.costs, data["costs"], strict=True):
-            raw["cache_read_share"] = line.cache_read_share
-        data["totals"] = {k: self.total(k) for k in
-                          ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")}
+        for grader, raw in zip(self.graders, data["graders"], strict=True):
+            raw["pass_rate"] = grader.pass_rate
+        for cost, raw in zip(self.costs, data["costs"], strict=True):
+            raw["cache_read_share"] = cost.cache_read_share
+        data["totals"] = {
+            k: self.total(k)
+            for k in ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
+        }
         return data
 
 
@@ -96,9 +98,15 @@ def summarize(engine: Engine, run_id: str) -> RunSummary:
         outcomes = _outcomes(conn, run_id)
         errors = _errors(conn, run_id)
     info = {
-        "id": run.id, "suite": run.suite_name, "status": run.status, "mode": run.mode,
-        "created_at": run.created_at, "finished_at": run.finished_at,
-        "manifest_hash": run.manifest_hash, "cases": run.case_count, "error": run.error,
+        "id": run.id,
+        "suite": run.suite_name,
+        "status": run.status,
+        "mode": run.mode,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "manifest_hash": run.manifest_hash,
+        "cases": run.case_count,
+        "error": run.error,
         "options": {k: v for k, v in orjson.loads(run.options).items() if k != "api_key"},
     }
     summary = RunSummary(info, graders, scored, passed, costs, outcomes, errors)
@@ -112,12 +120,17 @@ def summarize(engine: Engine, run_id: str) -> RunSummary:
 def _grader_lines(conn: Any, run_id: str, suite: Any) -> list[GraderLine]:
     s = schema.scores.c
     rows = conn.execute(
-        select(s.grader, s.grader_type, func.count(),
-               func.sum(case((s.passed.is_(True), 1), else_=0)),
-               func.sum(case((s.passed.is_(False), 1), else_=0)),
-               func.sum(case((s.error.is_not(None), 1), else_=0)),
-               func.avg(s.value))
-        .where(s.run_id == run_id).group_by(s.grader, s.grader_type)
+        select(
+            s.grader,
+            s.grader_type,
+            func.count(),
+            func.sum(case((s.passed.is_(True), 1), else_=0)),
+            func.sum(case((s.passed.is_(False), 1), else_=0)),
+            func.sum(case((s.error.is_not(None), 1), else_=0)),
+            func.avg(s.value),
+        )
+        .where(s.run_id == run_id)
+        .group_by(s.grader, s.grader_type)
     ).fetchall()
     by_name = {r[0]: r for r in rows}
     lines = []
@@ -126,8 +139,17 @@ def _grader_lines(conn: Any, run_id: str, suite: Any) -> list[GraderLine]:
         if r is None:
             lines.append(GraderLine(spec.name, spec.type, 0, 0, 0, 0, None))
             continue
-        lines.append(GraderLine(spec.name, spec.type, int(r[2]), int(r[3] or 0), int(r[4] or 0),
-                                int(r[5] or 0), None if r[6] is None else float(r[6])))
+        lines.append(
+            GraderLine(
+                spec.name,
+                spec.type,
+                int(r[2]),
+                int(r[3] or 0),
+                int(r[4] or 0),
+                int(r[5] or 0),
+                None if r[6] is None else float(r[6]),
+            )
+        )
     return lines
 
 
@@ -135,9 +157,10 @@ def _case_pass(conn: Any, run_id: str) -> tuple[int, int]:
     """A case (per epoch) passes when every grader passed it; an error is not a pass."""
     s = schema.scores.c
     per_case = (
-        select(s.case_idx, s.epoch,
-               func.min(case((s.passed.is_(True), 1), else_=0)).label("ok"))
-        .where(s.run_id == run_id).group_by(s.case_idx, s.epoch).subquery()
+        select(s.case_idx, s.epoch, func.min(case((s.passed.is_(True), 1), else_=0)).label("ok"))
+        .where(s.run_id == run_id)
+        .group_by(s.case_idx, s.epoch)
+        .subquery()
     )
     row = conn.execute(select(func.count(), func.sum(per_case.c.ok))).one()
     return int(row[0] or 0), int(row[1] or 0)
@@ -146,24 +169,43 @@ def _case_pass(conn: Any, run_id: str) -> tuple[int, int]:
 def _cost_lines(conn: Any, run_id: str) -> list[CostLine]:
     r = schema.results.c
     rows = conn.execute(
-        select(r.step, r.model, r.mode, func.count(), func.sum(r.input_tokens),
-               func.sum(r.output_tokens), func.sum(r.cache_write_5m + r.cache_write_1h),
-               func.sum(r.cache_read), func.sum(r.cost_usd), func.sum(r.sync_cost_usd),
-               func.sum(r.nocache_cost_usd), func.sum(r.norouting_cost_usd),
-               func.sum(r.naive_cost_usd))
+        select(
+            r.step,
+            r.model,
+            r.mode,
+            func.count(),
+            func.sum(r.input_tokens),
+            func.sum(r.output_tokens),
+            func.sum(r.cache_write_5m + r.cache_write_1h),
+            func.sum(r.cache_read),
+            func.sum(r.cost_usd),
+            func.sum(r.sync_cost_usd),
+            func.sum(r.nocache_cost_usd),
+            func.sum(r.norouting_cost_usd),
+            func.sum(r.naive_cost_usd),
+        )
         .where(and_(r.run_id == run_id, r.kind == "succeeded"))
-        .group_by(r.step, r.model, r.mode).order_by(r.step.desc(), r.model)
+        .group_by(r.step, r.model, r.mode)
+        .order_by(r.step.desc(), r.model)
     ).fetchall()
-    return [CostLine(row[0], row[1], row[2], int(row[3]), *(int(v or 0) for v in row[4:8]),
-                     *(float(v or 0.0) for v in row[8:13])) for row in rows]
+    return [
+        CostLine(
+            row[0],
+            row[1],
+            row[2],
+            int(row[3]),
+            *(int(v or 0) for v in row[4:8]),
+            *(float(v or 0.0) for v in row[8:13]),
+        )
+        for row in rows
+    ]
 
 
 def _outcomes(conn: Any, run_id: str) -> dict[str, dict[str, int]]:
     r = schema.requests.c
     out: dict[str, dict[str, int]] = {}
     for step, status, n in conn.execute(
-        select(r.step, r.status, func.count()).where(r.run_id == run_id)
-        .group_by(r.step, r.status)
+        select(r.step, r.status, func.count()).where(r.run_id == run_id).group_by(r.step, r.status)
     ):
         out.setdefault(step, {})[status] = int(n)
     return out
@@ -173,15 +215,31 @@ def _errors(conn: Any, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
     r = schema.results.c
     rows = conn.execute(
         select(r.step, r.case_id, r.grader, r.kind, r.error_type, r.error_message)
-        .where(and_(r.run_id == run_id, r.kind != "succeeded")).limit(limit)
+        .where(and_(r.run_id == run_id, r.kind != "succeeded"))
+        .limit(limit)
     ).fetchall()
     s = schema.scores.c
     grader_errors = conn.execute(
-        select(s.case_id, s.grader, s.error).where(and_(s.run_id == run_id, s.error.is_not(None)))
+        select(s.case_id, s.grader, s.error)
+        .where(and_(s.run_id == run_id, s.error.is_not(None)))
         .limit(limit)
     ).fetchall()
-    return ([{"step": x.step, "case_id": x.case_id, "grader": x.grader, "kind": x.kind,
-              "error": f"{x.error_type or x.kind}: {x.error_message or ''}".strip(": ")}
-             for x in rows]
-            + [{"step": "score", "case_id": g.case_id, "grader": g.grader, "kind": "grader_error",
-                "error": g.error} for g in grader_errors])
+    return [
+        {
+            "step": x.step,
+            "case_id": x.case_id,
+            "grader": x.grader,
+            "kind": x.kind,
+            "error": f"{x.error_type or x.kind}: {x.error_message or ''}".strip(": "),
+        }
+        for x in rows
+    ] + [
+        {
+            "step": "score",
+            "case_id": g.case_id,
+            "grader": g.grader,
+            "kind": "grader_error",
+            "error": g.error,
+        }
+        for g in grader_errors
+    ]

@@ -31,8 +31,10 @@ def render_text(summary: RunSummary) -> Group:
     run = summary.run
     parts: list[object] = [
         Text(headline(summary), style="bold"),
-        Text(f"run {run['id']}  suite {run['suite']}  mode {run['mode']}  status {run['status']}"
-             f"  manifest {run['manifest_hash'][:12]}  cases {run['cases']}"),
+        Text(
+            f"run {run['id']}  suite {run['suite']}  mode {run['mode']}  status {run['status']}"
+            f"  manifest {run['manifest_hash'][:12]}  cases {run['cases']}"
+        ),
     ]
     if run.get("error"):
         parts.append(Text(f"needs attention: {run['error']}", style="bold red"))
@@ -42,39 +44,71 @@ def render_text(summary: RunSummary) -> Group:
         parts.append(_errors(summary))
     if summary.gate:
         ok = not summary.gate_failed
-        parts.append(Text(
-            f"gate: pass rate {pct(summary.gate['pass_rate'])} "
-            f"{'>=' if ok else '<'} {pct(summary.gate['min_pass_rate'])}: "
-            f"{'passed' if ok else 'FAILED'}", style="green" if ok else "bold red"))
+        parts.append(
+            Text(
+                f"gate: pass rate {pct(summary.gate['pass_rate'])} "
+                f"{'>=' if ok else '<'} {pct(summary.gate['min_pass_rate'])}: "
+                f"{'passed' if ok else 'FAILED'}",
+                style="green" if ok else "bold red",
+            )
+        )
     return Group(*parts)  # type: ignore[arg-type]
 
 
 def _scoreboard(summary: RunSummary) -> Table:
-    table = Table(title=f"Scoreboard — {pct(summary.pass_rate)} of {summary.cases_scored} "
-                        "cases passed every grader", title_justify="left")
+    table = Table(
+        title=f"Scoreboard — {pct(summary.pass_rate)} of {summary.cases_scored} "
+        "cases passed every grader",
+        title_justify="left",
+    )
     for col in ("grader", "type", "pass rate", "passed", "failed", "errors", "mean"):
         table.add_column(col, justify="left" if col in ("grader", "type") else "right")
     for line in summary.graders:
-        table.add_row(line.name, line.type, pct(line.pass_rate), str(line.passed),
-                      str(line.failed), str(line.errors),
-                      "-" if line.mean_value is None else f"{line.mean_value:.2f}")
+        table.add_row(
+            line.name,
+            line.type,
+            pct(line.pass_rate),
+            str(line.passed),
+            str(line.failed),
+            str(line.errors),
+            "-" if line.mean_value is None else f"{line.mean_value:.2f}",
+        )
     return table
 
 
 def _costs(summary: RunSummary) -> Table:
     table = Table(title="Cost by step and model", title_justify="left")
-    for col in ("step", "model", "mode", "requests", "input", "output", "cache read",
-                "cost", "sync-rate", "saved"):
+    for col in (
+        "step",
+        "model",
+        "mode",
+        "requests",
+        "input",
+        "output",
+        "cache read",
+        "cost",
+        "sync-rate",
+        "saved",
+    ):
         table.add_column(col, justify="left" if col in ("step", "model", "mode") else "right")
     for c in summary.costs:
         saved = c.sync_cost - c.cost
-        table.add_row(c.step, c.model, c.mode, f"{c.requests:,}",
-                      f"{c.input_tokens + c.cache_write_tokens + c.cache_read_tokens:,}",
-                      f"{c.output_tokens:,}", pct(c.cache_read_share), usd(c.cost),
-                      usd(c.sync_cost), usd(saved))
+        table.add_row(
+            c.step,
+            c.model,
+            c.mode,
+            f"{c.requests:,}",
+            f"{c.input_tokens + c.cache_write_tokens + c.cache_read_tokens:,}",
+            f"{c.output_tokens:,}",
+            pct(c.cache_read_share),
+            usd(c.cost),
+            usd(c.sync_cost),
+            usd(saved),
+        )
     total, sync = summary.total("cost"), summary.total("sync_cost")
-    table.add_row("total", "", "", "", "", "", "", usd(total), usd(sync), usd(sync - total),
-                  style="bold")
+    table.add_row(
+        "total", "", "", "", "", "", "", usd(total), usd(sync), usd(sync - total), style="bold"
+    )
     return table
 
 

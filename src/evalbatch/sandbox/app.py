@@ -24,14 +24,23 @@ _FAULT_TYPES = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_erro
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(data), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
-def _error(status: int, kind: str, message: str, request: Request,
-           headers: dict[str, str] | None = None) -> Response:
-    return _json({"type": "error", "error": {"type": kind, "message": message},
-                  "request_id": request.state.request_id}, status, headers)
+def _error(
+    status: int, kind: str, message: str, request: Request, headers: dict[str, str] | None = None
+) -> Response:
+    return _json(
+        {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": request.state.request_id,
+        },
+        status,
+        headers,
+    )
 
 
 def _endpoint(method: str, path: str) -> str:
@@ -88,23 +97,44 @@ class SandboxApp:
             if fault == 0:
                 with self.state.lock:
                     stats[f"http {endpoint} dropped"] += 1
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", b"4096")]})
-                await send({"type": "http.response.body", "body": b'{"id": "msg_', "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", b"4096"),
+                        ],
+                    }
+                )
+                await send(
+                    {"type": "http.response.body", "body": b'{"id": "msg_', "more_body": True}
+                )
                 raise ConnectionAbortedError("sandbox fault: dropped connection")
             if fault is not None:
                 retry = self.state.config.faults.retry_after_s
-                body = orjson.dumps({"type": "error", "error": {
-                    "type": _FAULT_TYPES.get(fault, "api_error"),
-                    "message": f"sandbox fault: simulated {fault}"}, "request_id": request_id})
-                headers = [(b"content-type", b"application/json"),
-                           (b"content-length", str(len(body)).encode())]
+                body = orjson.dumps(
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": _FAULT_TYPES.get(fault, "api_error"),
+                            "message": f"sandbox fault: simulated {fault}",
+                        },
+                        "request_id": request_id,
+                    }
+                )
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
                 if fault == 429:
-                    headers += [(b"retry-after", f"{retry:g}".encode()),
-                                (b"retry-after-ms", str(int(retry * 1000)).encode())]
-                await send_with_id({"type": "http.response.start", "status": fault,
-                                    "headers": headers})
+                    headers += [
+                        (b"retry-after", f"{retry:g}".encode()),
+                        (b"retry-after-ms", str(int(retry * 1000)).encode()),
+                    ]
+                await send_with_id(
+                    {"type": "http.response.start", "status": fault, "headers": headers}
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.router(scope, receive, send_with_id)
@@ -116,13 +146,28 @@ class SandboxApp:
         if not key and auth.lower().startswith("bearer "):
             key = auth[7:].strip()
         if not key:
-            return None, "", _error(401, "authentication_error",
-                                    "x-api-key or Authorization: Bearer is required", request)
+            return (
+                None,
+                "",
+                _error(
+                    401,
+                    "authentication_error",
+                    "x-api-key or Authorization: Bearer is required",
+                    request,
+                ),
+            )
         version = request.headers.get("anthropic-version", "")
         if version not in VERSIONS:
-            return None, "", _error(400, "invalid_request_error",
-                                    f"anthropic-version must be one of {', '.join(VERSIONS)} "
-                                    f"(got {version!r})", request)
+            return (
+                None,
+                "",
+                _error(
+                    400,
+                    "invalid_request_error",
+                    f"anthropic-version must be one of {', '.join(VERSIONS)} (got {version!r})",
+                    request,
+                ),
+            )
         return key, version, None
 
     async def _body(self, request: Request) -> tuple[Any, Response | None]:
@@ -145,10 +190,13 @@ class SandboxApp:
         wait, headers = self.state.take(params)
         if wait > 0:
             retry = max(0.01, round(wait, 2))
-            return _error(429, "rate_limit_error", "rate limit exceeded for "
-                          f"{params['model']}", request,
-                          {**headers, "retry-after": f"{retry:g}",
-                           "retry-after-ms": str(int(retry * 1000))})
+            return _error(
+                429,
+                "rate_limit_error",
+                f"rate limit exceeded for {params['model']}",
+                request,
+                {**headers, "retry-after": f"{retry:g}", "retry-after-ms": str(int(retry * 1000))},
+            )
         answered = self.state.answer(params, str(key), "standard")
         if self.state.config.message_latency:
             await asyncio.sleep(self.state.config.message_latency)
@@ -180,26 +228,43 @@ class SandboxApp:
             return failed
         raw = await request.body()
         if len(raw) > self.state.config.max_batch_bytes:
-            return _error(413, "request_too_large", f"batch body is {len(raw):,} bytes; the "
-                          f"limit is {self.state.config.max_batch_bytes:,}", request)
+            return _error(
+                413,
+                "request_too_large",
+                f"batch body is {len(raw):,} bytes; the "
+                f"limit is {self.state.config.max_batch_bytes:,}",
+                request,
+            )
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return _error(400, "invalid_request_error", "body: invalid JSON", request)
         items = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(items, list) or not 1 <= len(items) <= 100_000:
-            return _error(400, "invalid_request_error",
-                          "requests: between 1 and 100,000 requests are required", request)
+            return _error(
+                400,
+                "invalid_request_error",
+                "requests: between 1 and 100,000 requests are required",
+                request,
+            )
         seen: set[str] = set()
         requests = []
         for i, item in enumerate(items):
             cid = item.get("custom_id") if isinstance(item, dict) else None
             if not isinstance(cid, str) or not 1 <= len(cid) <= 64 or set(cid) - CUSTOM_ID_CHARS:
-                return _error(400, "invalid_request_error", f"requests.{i}.custom_id: must match "
-                              "^[a-zA-Z0-9_-]{1,64}$", request)
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"requests.{i}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$",
+                    request,
+                )
             if cid in seen:
-                return _error(400, "invalid_request_error",
-                              f"requests.{i}.custom_id: duplicate custom_id {cid!r}", request)
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"requests.{i}.custom_id: duplicate custom_id {cid!r}",
+                    request,
+                )
             seen.add(cid)
             requests.append((cid, item.get("params")))
         batch = self.store.create(str(key), version, requests)
@@ -234,7 +299,7 @@ class SandboxApp:
         ids = list(reversed(self.store.order))  # newest first
         after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
         if after in ids:
-            page = ids[ids.index(after) + 1:][:limit]
+            page = ids[ids.index(after) + 1 :][:limit]
             has_more = len(ids) - ids.index(after) - 1 > limit
         elif before in ids:
             older = ids[: ids.index(before)]
@@ -243,9 +308,14 @@ class SandboxApp:
         else:
             page, has_more = ids[:limit], len(ids) > limit
         base = self._base(request)
-        return _json({"data": [self.store.batches[i].to_json(base) for i in page],
-                      "has_more": has_more, "first_id": page[0] if page else None,
-                      "last_id": page[-1] if page else None})
+        return _json(
+            {
+                "data": [self.store.batches[i].to_json(base) for i in page],
+                "has_more": has_more,
+                "first_id": page[0] if page else None,
+                "last_id": page[-1] if page else None,
+            }
+        )
 
     async def cancel_batch(self, request: Request) -> Response:
         _, _, failed = self._auth(request)
@@ -253,8 +323,12 @@ class SandboxApp:
         if failed or missing:
             return failed or missing  # type: ignore[return-value]
         if batch.status == "ended":
-            return _error(400, "invalid_request_error",
-                          f"batch {batch.id} has ended and cannot be canceled", request)
+            return _error(
+                400,
+                "invalid_request_error",
+                f"batch {batch.id} has ended and cannot be canceled",
+                request,
+            )
         self.store.cancel(batch)
         return _json(batch.to_json(self._base(request)))
 
@@ -264,8 +338,12 @@ class SandboxApp:
         if failed or missing:
             return failed or missing  # type: ignore[return-value]
         if batch.status != "ended":
-            return _error(400, "invalid_request_error", f"batch {batch.id} is still "
-                          f"{batch.status}; cancel it and wait until it has ended", request)
+            return _error(
+                400,
+                "invalid_request_error",
+                f"batch {batch.id} is still {batch.status}; cancel it and wait until it has ended",
+                request,
+            )
         del self.store.batches[batch.id]
         self.store.order.remove(batch.id)
         return _json({"id": batch.id, "type": "message_batch_deleted"})
@@ -276,8 +354,12 @@ class SandboxApp:
         if failed or missing:
             return failed or missing  # type: ignore[return-value]
         if batch.status != "ended":
-            return _error(400, "invalid_request_error",
-                          f"batch {batch.id} is still {batch.status}; no results yet", request)
+            return _error(
+                400,
+                "invalid_request_error",
+                f"batch {batch.id} is still {batch.status}; no results yet",
+                request,
+            )
         lines, truncate = results_stream(batch, self.state)
 
         async def stream() -> AsyncIterator[bytes]:

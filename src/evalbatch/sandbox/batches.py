@@ -47,13 +47,20 @@ class Batch:
             counts.update(self.counts)
             counts["processing"] = 0
         return {
-            "id": self.id, "type": "message_batch", "processing_status": self.status,
-            "request_counts": counts, "ended_at": rfc3339(self.ended_at),
+            "id": self.id,
+            "type": "message_batch",
+            "processing_status": self.status,
+            "request_counts": counts,
+            "ended_at": rfc3339(self.ended_at),
             "created_at": rfc3339(self.created_at),
-            "expires_at": rfc3339(self.created_at + 86400), "archived_at": None,
+            "expires_at": rfc3339(self.created_at + 86400),
+            "archived_at": None,
             "cancel_initiated_at": rfc3339(self.cancel_at),
-            "results_url": (f"{base_url}/v1/messages/batches/{self.id}/results"
-                            if self.status == "ended" else None),
+            "results_url": (
+                f"{base_url}/v1/messages/batches/{self.id}/results"
+                if self.status == "ended"
+                else None
+            ),
         }
 
 
@@ -69,13 +76,15 @@ class BatchStore:
     def create(self, api_key: str, version: str, requests: list[tuple[str, Any]]) -> Batch:
         with self.state.lock:
             self._seq += 1
-            batch = Batch(new_id("msgbatch"), self._seq, api_key, version, requests,
-                          self.state.config.clock())
+            batch = Batch(
+                new_id("msgbatch"), self._seq, api_key, version, requests, self.state.config.clock()
+            )
             self.batches[batch.id] = batch
             self.order.append(batch.id)
             self.state.stats["batches_created"] += 1
-        thread = threading.Thread(target=self._process, args=(batch,), daemon=True,
-                                  name=f"sandbox-{batch.id}")
+        thread = threading.Thread(
+            target=self._process, args=(batch,), daemon=True, name=f"sandbox-{batch.id}"
+        )
         self._threads.append(thread)
         thread.start()
         return batch
@@ -124,8 +133,9 @@ class BatchStore:
             batch.requests = [(cid, None) for cid, _ in batch.requests]  # free the params
             batch.status, batch.ended_at = "ended", config.clock()
 
-    def _process_item(self, batch: Batch, custom_id: str, params: Any,
-                      wave: list[tuple[str, dict[str, Any]]]) -> tuple[str, bytes]:
+    def _process_item(
+        self, batch: Batch, custom_id: str, params: Any, wave: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[str, bytes]:
         state = self.state
         error = validate_params(params, batch.version, state.catalog, in_batch=True)
         if error:
@@ -154,8 +164,17 @@ def _line(custom_id: str, result: dict[str, Any]) -> bytes:
 
 
 def _error_line(custom_id: str, kind: str, message: str) -> bytes:
-    return _line(custom_id, {"type": "errored", "error": {
-        "type": "error", "error": {"type": kind, "message": message}, "request_id": None}})
+    return _line(
+        custom_id,
+        {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": None,
+            },
+        },
+    )
 
 
 def results_stream(batch: Batch, state: SandboxState) -> tuple[list[bytes], bool]:

@@ -28,8 +28,10 @@ class Accounting:
             "output_tokens": output_tokens,
             "cache_creation_input_tokens": self.write_5m + self.write_1h,
             "cache_read_input_tokens": self.cache_read,
-            "cache_creation": {"ephemeral_5m_input_tokens": self.write_5m,
-                               "ephemeral_1h_input_tokens": self.write_1h},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.write_5m,
+                "ephemeral_1h_input_tokens": self.write_1h,
+            },
             "server_tool_use": None,
             "service_tier": tier,
             "inference_geo": "global",

@@ -11,8 +11,14 @@ import typer
 from ..errors import ConfigError
 from .config import FaultConfig, RateLimit, SandboxConfig
 
-FAULT_KEYS = {"429": "rate_429", "500": "rate_500", "529": "rate_529", "drop": "rate_drop",
-              "errored": "errored", "expired": "expired"}
+FAULT_KEYS = {
+    "429": "rate_429",
+    "500": "rate_500",
+    "529": "rate_529",
+    "drop": "rate_drop",
+    "errored": "errored",
+    "expired": "expired",
+}
 
 
 def parse_faults(items: list[str]) -> FaultConfig:
@@ -36,8 +42,10 @@ def parse_faults(items: list[str]) -> FaultConfig:
                 raise ConfigError(f"--fault {item}: a probability between 0 and 1")
             setattr(faults, FAULT_KEYS[key], rate)
         else:
-            raise ConfigError(f"--fault {item}: unknown fault {key!r} (use "
-                              f"{', '.join([*FAULT_KEYS, 'truncate-results', 'script'])})")
+            raise ConfigError(
+                f"--fault {item}: unknown fault {key!r} (use "
+                f"{', '.join([*FAULT_KEYS, 'truncate-results', 'script'])})"
+            )
     return faults
 
 
@@ -58,31 +66,48 @@ def parse_rate_limit(item: str) -> RateLimit:
 def sandbox_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 = pick a free one).")] = 0,
-    responder: Annotated[str, typer.Option("--responder", help="echo | script:FILE | "
-                                           "python:module:function")] = "echo",
-    batch_latency: Annotated[float, typer.Option("--batch-latency", help="Seconds a batch "
-                                                 "takes.")] = 2.0,
-    fault: Annotated[list[str] | None, typer.Option("--fault", help="e.g. 429=0.05, "
-                                                    "errored=0.05, truncate-results=1")] = None,
-    rate_limit: Annotated[list[str] | None, typer.Option("--rate-limit", help="MODEL:rpm=N,"
-                                                         "itpm=N,otpm=N")] = None,
+    responder: Annotated[
+        str, typer.Option("--responder", help="echo | script:FILE | python:module:function")
+    ] = "echo",
+    batch_latency: Annotated[
+        float, typer.Option("--batch-latency", help="Seconds a batch takes.")
+    ] = 2.0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="e.g. 429=0.05, errored=0.05, truncate-results=1"),
+    ] = None,
+    rate_limit: Annotated[
+        list[str] | None, typer.Option("--rate-limit", help="MODEL:rpm=N,itpm=N,otpm=N")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for every random draw.")] = 0,
-    expire_after: Annotated[float | None, typer.Option("--expire-after", help="Unfinished "
-                                                       "batch items expire after S seconds.")
-                            ] = None,
-    batch_concurrency: Annotated[int, typer.Option("--batch-concurrency", help="Items of a "
-                                                   "batch processed together (a wave cannot "
-                                                   "read its own cache writes).")] = 1,
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback "
-                                               "host.")] = False,
+    expire_after: Annotated[
+        float | None,
+        typer.Option("--expire-after", help="Unfinished batch items expire after S seconds."),
+    ] = None,
+    batch_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--batch-concurrency",
+            help="Items of a batch processed together (a wave cannot read its own cache writes).",
+        ),
+    ] = 1,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback host.")
+    ] = False,
 ) -> None:
     """Serve the loopback Anthropic API simulator (Messages, Batches, count_tokens)."""
     from .server import bound_port, build_server
 
     config = SandboxConfig(
-        responder=responder, batch_latency=batch_latency, faults=parse_faults(fault or []),
-        rate_limits=[parse_rate_limit(r) for r in rate_limit or []], seed=seed,
-        expire_after=expire_after, batch_concurrency=batch_concurrency, host=host, port=port,
+        responder=responder,
+        batch_latency=batch_latency,
+        faults=parse_faults(fault or []),
+        rate_limits=[parse_rate_limit(r) for r in rate_limit or []],
+        seed=seed,
+        expire_after=expire_after,
+        batch_concurrency=batch_concurrency,
+        host=host,
+        port=port,
         allow_remote=allow_remote,
     )
     try:

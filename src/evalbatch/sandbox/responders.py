@@ -51,8 +51,14 @@ class ScriptResponder:
         else:
             data = yaml.safe_load(text) or {}
             rules, default = data.get("rules") or [], data.get("default")
-        self.rules = [(str(r.get("model", "*")), re.compile(str(r.get("match", "")), re.S),
-                       str(r["response"])) for r in rules]
+        self.rules = [
+            (
+                str(r.get("model", "*")),
+                re.compile(str(r.get("match", "")), re.S),
+                str(r["response"]),
+            )
+            for r in rules
+        ]
         self.default = "" if default is None else str(default)
 
     def __call__(self, params: dict[str, Any]) -> str:
@@ -94,10 +100,10 @@ def load_responder(spec: str | Responder) -> Responder:
     if spec == "echo":
         return echo
     if spec.startswith("script:"):
-        path = Path(spec[len("script:"):])
+        path = Path(spec[len("script:") :])
         if not path.is_file():
             raise ValueError(f"responder script not found: {path}")
         return ScriptResponder(path)
     if spec.startswith("python:"):
-        return _python(spec[len("python:"):])
+        return _python(spec[len("python:") :])
     raise ValueError(f"unknown responder {spec!r} (use echo, script:FILE, python:module:function)")

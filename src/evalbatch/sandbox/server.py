@@ -25,16 +25,25 @@ def check_host(host: str, allow_remote: bool) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ConfigError(f"refusing to bind {host}: the sandbox serves loopback only "
-                          "(pass --allow-remote to bind another address)")
+        raise ConfigError(
+            f"refusing to bind {host}: the sandbox serves loopback only "
+            "(pass --allow-remote to bind another address)"
+        )
 
 
 def build_server(config: SandboxConfig) -> tuple[uvicorn.Server, SandboxApp]:
     check_host(config.host, config.allow_remote)
     app = SandboxApp(SandboxState(config))
-    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="critical",
-                               access_log=False, lifespan="off", ws="none",
-                               timeout_graceful_shutdown=1)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="critical",
+        access_log=False,
+        lifespan="off",
+        ws="none",
+        timeout_graceful_shutdown=1,
+    )
     return uvicorn.Server(uv_config), app
 
 
@@ -45,8 +54,8 @@ def bound_port(server: uvicorn.Server) -> int:
 class SandboxServer:
     """The sandbox on a background thread, on an ephemeral loopback port by default.
 
-        with SandboxServer(SandboxConfig(responder="echo")) as sb:
-            client = anthropic.Anthropic(base_url=sb.base_url, api_key="test")
+    with SandboxServer(SandboxConfig(responder="echo")) as sb:
+        client = anthropic.Anthropic(base_url=sb.base_url, api_key="test")
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:

@@ -84,13 +84,21 @@ class SandboxState:
             accounting = self.cache.account(api_key, params)
         output_tokens = len(_TOKEN.findall(text))
         message = {
-            "id": new_id("msg"), "type": "message", "role": "assistant",
-            "model": params["model"], "content": [{"type": "text", "text": text}],
-            "stop_reason": stop_reason, "stop_sequence": stop_sequence,
+            "id": new_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "model": params["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
             "usage": accounting.usage(output_tokens, tier),
         }
-        return {"message": message, "writes": accounting.writes,
-                "read": accounting.cache_read, "written": accounting.write_5m + accounting.write_1h}
+        return {
+            "message": message,
+            "writes": accounting.writes,
+            "read": accounting.cache_read,
+            "written": accounting.write_5m + accounting.write_1h,
+        }
 
     def commit(self, api_key: str, answered: dict[str, Any]) -> None:
         with self.lock:
@@ -111,8 +119,12 @@ class SandboxState:
         with self.lock:
             if self.fault_script:
                 return self.fault_script.pop(0)
-            for status, rate in ((429, faults.rate_429), (500, faults.rate_500),
-                                 (529, faults.rate_529), (0, faults.rate_drop)):
+            for status, rate in (
+                (429, faults.rate_429),
+                (500, faults.rate_500),
+                (529, faults.rate_529),
+                (0, faults.rate_drop),
+            ):
                 if rate and self.rng.random() < rate:
                     return status
         return None
@@ -139,12 +151,15 @@ class SandboxState:
         now = self.config.clock()
         if limit is None:
             return 0.0, {}
-        need = {"requests": (limit.rpm, 1.0),
-                "input-tokens": (limit.itpm, float(count_request(params))),
-                "output-tokens": (limit.otpm, float(params.get("max_tokens", 0)) * 0.0)}
+        need = {
+            "requests": (limit.rpm, 1.0),
+            "input-tokens": (limit.itpm, float(count_request(params))),
+            "output-tokens": (limit.otpm, float(params.get("max_tokens", 0)) * 0.0),
+        }
         with self.lock:
-            buckets = {kind: self._bucket(model, kind, cap, now)
-                       for kind, (cap, _) in need.items() if cap}
+            buckets = {
+                kind: self._bucket(model, kind, cap, now) for kind, (cap, _) in need.items() if cap
+            }
             wait = max((b.wait_for(need[k][1]) for k, b in buckets.items()), default=0.0)
             if wait <= 0:
                 for kind, bucket in buckets.items():
@@ -178,5 +193,6 @@ def _headers(buckets: dict[str, Bucket], now: float) -> dict[str, str]:
         tightest = min(tokens, key=lambda k: buckets[k].tokens / buckets[k].capacity)
         for part in ("limit", "remaining", "reset"):
             headers[f"anthropic-ratelimit-tokens-{part}"] = headers[
-                f"anthropic-ratelimit-{tightest}-{part}"]
+                f"anthropic-ratelimit-{tightest}-{part}"
+            ]
     return headers

@@ -9,11 +9,29 @@ from ..catalog import Catalog
 
 NEW_VERSION = "2026-10-21"
 VERSIONS = ("2023-06-01", NEW_VERSION)
-KNOWN_KEYS = frozenset({
-    "model", "max_tokens", "messages", "system", "stop_sequences", "metadata", "tools",
-    "tool_choice", "thinking", "temperature", "top_p", "top_k", "stream", "service_tier",
-    "output_config", "cache_control", "container", "mcp_servers", "inference_geo",
-})
+KNOWN_KEYS = frozenset(
+    {
+        "model",
+        "max_tokens",
+        "messages",
+        "system",
+        "stop_sequences",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stream",
+        "service_tier",
+        "output_config",
+        "cache_control",
+        "container",
+        "mcp_servers",
+        "inference_geo",
+    }
+)
 SAMPLING = ("temperature", "top_p", "top_k")
 
 
@@ -24,12 +42,15 @@ def _cache_controls(params: dict[str, Any]) -> list[Any]:
             found.append(tool["cache_control"])
     system = params.get("system")
     if isinstance(system, list):
-        found += [b["cache_control"] for b in system if isinstance(b, dict) and "cache_control" in b]
+        found += [
+            b["cache_control"] for b in system if isinstance(b, dict) and "cache_control" in b
+        ]
     for message in params.get("messages") or []:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            found += [b["cache_control"] for b in content
-                      if isinstance(b, dict) and "cache_control" in b]
+            found += [
+                b["cache_control"] for b in content if isinstance(b, dict) and "cache_control" in b
+            ]
     return found
 
 
@@ -39,9 +60,13 @@ def _check_cache_control(params: dict[str, Any]) -> str | None:
         return f"A maximum of 4 blocks with cache_control may be provided. Found {len(controls)}."
     seen_5m = False
     for cc in controls:
-        if not isinstance(cc, dict) or cc.get("type") != "ephemeral" or \
-                set(cc) - {"type", "ttl"} or cc.get("ttl", "5m") not in ("5m", "1h"):
-            return "cache_control: expected {\"type\": \"ephemeral\", \"ttl\"?: \"5m\"|\"1h\"}"
+        if (
+            not isinstance(cc, dict)
+            or cc.get("type") != "ephemeral"
+            or set(cc) - {"type", "ttl"}
+            or cc.get("ttl", "5m") not in ("5m", "1h")
+        ):
+            return 'cache_control: expected {"type": "ephemeral", "ttl"?: "5m"|"1h"}'
         if cc.get("ttl", "5m") == "5m":
             seen_5m = True
         elif seen_5m:
@@ -57,8 +82,10 @@ def _check_messages(messages: Any) -> str | None:
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: must be 'user' or 'assistant'"
         if message["role"] != expected:
-            return (f"messages: roles must alternate between 'user' and 'assistant', starting "
-                    f"with 'user' (messages.{i} is {message['role']!r})")
+            return (
+                f"messages: roles must alternate between 'user' and 'assistant', starting "
+                f"with 'user' (messages.{i} is {message['role']!r})"
+            )
         expected = "assistant" if expected == "user" else "user"
         content = message.get("content")
         if isinstance(content, str):
@@ -71,8 +98,9 @@ def _check_messages(messages: Any) -> str | None:
     return None
 
 
-def validate_params(params: Any, version: str, catalog: Catalog, *,
-                    in_batch: bool = False, count_only: bool = False) -> str | None:
+def validate_params(
+    params: Any, version: str, catalog: Catalog, *, in_batch: bool = False, count_only: bool = False
+) -> str | None:
     if not isinstance(params, dict):
         return "body: expected a JSON object"
     for key in params:
@@ -90,21 +118,31 @@ def validate_params(params: Any, version: str, catalog: Catalog, *,
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             return "max_tokens: must be an integer >= 1"
         if max_tokens > catalog.models[model].max_output_tokens:
-            return (f"max_tokens: {max_tokens} > {catalog.models[model].max_output_tokens}, the "
-                    f"maximum for {model}")
+            return (
+                f"max_tokens: {max_tokens} > {catalog.models[model].max_output_tokens}, the "
+                f"maximum for {model}"
+            )
     if in_batch and params.get("stream"):
         return "stream: streaming is not supported in a Message Batch"
     error = _check_messages(params.get("messages"))
     if error:
         return error
     system = params.get("system")
-    if system is not None and not isinstance(system, str):
-        if not isinstance(system, list) or not all(
+    if (
+        system is not None
+        and not isinstance(system, str)
+        and (
+            not isinstance(system, list)
+            or not all(
                 isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-                for b in system):
-            return "system: a string or a list of text blocks"
+                for b in system
+            )
+        )
+    ):
+        return "system: a string or a list of text blocks"
     stops = params.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list)
-                              or not all(isinstance(s, str) for s in stops)):
+    if stops is not None and (
+        not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
+    ):
         return "stop_sequences: a list of strings"
     return _check_cache_control(params)

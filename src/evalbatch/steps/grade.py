@@ -27,9 +27,7 @@ def plan_grade(
                 kwargs["baseline_output"] = baseline_output(grader.name, case.id)
             params = grader.build_request(output, case, route.model, None, **kwargs)
             system, rest = split_params(params)
-            extra = {
-                k: v for k, v in rest.items() if k not in ("model", "messages", "max_tokens")
-            }
+            extra = {k: v for k, v in rest.items() if k not in ("model", "messages", "max_tokens")}
             yield PlannedRequest(
                 step=GRADE,
                 case_idx=case_idx,

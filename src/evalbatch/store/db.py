@@ -47,8 +47,10 @@ def open_store(url: str | None = None) -> Engine:
         with engine.begin() as conn:
             apply_migrations(conn)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the store at {_redact(url)}: {exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0]}") from exc
+        raise StoreError(
+            f"cannot open the store at {_redact(url)}: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
     return engine
 
 

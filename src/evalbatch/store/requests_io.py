@@ -95,8 +95,12 @@ def _prefix(
     if sha not in known:
         result = conn.execute(
             schema.prefixes.insert().values(
-                run_id=run_id, step=req.step, source=req.source, sha256=sha,
-                system=blob.decode(), tokens=tokens,
+                run_id=run_id,
+                step=req.step,
+                source=req.source,
+                sha256=sha,
+                system=blob.decode(),
+                tokens=tokens,
             )
         )
         known[sha] = int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -107,9 +111,7 @@ def load_prefixes(conn: Connection, run_id: str) -> dict[int, tuple[list[dict[st
     """prefix id -> (system blocks, tokens)."""
     return {
         row.id: (orjson.loads(row.system), row.tokens)
-        for row in conn.execute(
-            select(schema.prefixes).where(schema.prefixes.c.run_id == run_id)
-        )
+        for row in conn.execute(select(schema.prefixes).where(schema.prefixes.c.run_id == run_id))
     }
 
 

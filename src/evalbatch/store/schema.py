@@ -35,7 +35,9 @@ runs = Table(
     Column("mode", String(8), nullable=False),
     Column("manifest_hash", String(64), nullable=False),
     Column("manifest", Text, nullable=False),
-    Column("suite", Text, nullable=False),  # the resolved Suite as JSON: collect never rereads files
+    Column(
+        "suite", Text, nullable=False
+    ),  # the resolved Suite as JSON: collect never rereads files
     Column("options", Text, nullable=False),
     Column("error", Text),
     Column("case_count", Integer, nullable=False, default=0),
@@ -85,13 +87,17 @@ requests = Table(
     Column("epoch", Integer, nullable=False, default=0),
     Column("grader", String(100)),
     Column("model", String(100), nullable=False),
-    Column("route", Text),  # why this model: "model", "difficulty=hard", "rule 1: tags contains ..."
+    Column(
+        "route", Text
+    ),  # why this model: "model", "difficulty=hard", "rule 1: tags contains ..."
     Column("prefix_id", Integer, ForeignKey("prefixes.id")),
     Column("messages", Text, nullable=False),  # JSON
     Column("max_tokens", Integer, nullable=False),
     Column("extra", Text),  # JSON of other params (stop_sequences...)
     Column("input_estimate", Integer, nullable=False, default=0),
-    Column("status", String(16), nullable=False),  # pending queued succeeded errored expired canceled
+    Column(
+        "status", String(16), nullable=False
+    ),  # pending queued succeeded errored expired canceled
     Column("attempts", Integer, nullable=False, default=0),
     Column("batch_id", Integer),
     Column("last_error", Text),
@@ -109,7 +115,9 @@ batches = Table(
     Column("seq", Integer, nullable=False),
     Column("provider", String(32), nullable=False),
     Column("provider_batch_id", String(100)),  # null = intent not yet confirmed by the provider
-    Column("status", String(16), nullable=False),  # intent in_progress canceling ended collected failed
+    Column(
+        "status", String(16), nullable=False
+    ),  # intent in_progress canceling ended collected failed
     Column("request_count", Integer, nullable=False),
     Column("bytes", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
