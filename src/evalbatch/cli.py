@@ -482,13 +482,10 @@ def main() -> None:
         if isinstance(exc, ProviderError):
             err.print("state is kept; rerun `evalbatch collect` to continue")
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors come from the click that typer bundles; match them by shape.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int) and not _state["debug"]:
+            show()
+            sys.exit(code)
         raise

@@ -31,13 +31,16 @@ class Case:
         """Template variables: the case's fields, with ``vars`` merged at the top level."""
         ctx: dict[str, Any] = {
             "id": self.id,
-            "input": self.input,
-            "target": self.target,
-            "difficulty": self.difficulty,
             "tags": list(self.tags),
             "metadata": self.metadata,
             "vars": self.vars,
         }
+        # Absent fields stay undefined, so a template that uses one fails loudly (StrictUndefined)
+        # instead of rendering "None".
+        for key in ("input", "target", "difficulty"):
+            value = getattr(self, key)
+            if value is not None:
+                ctx[key] = value
         ctx.update(self.vars)
         return ctx
 

@@ -1,0 +1,233 @@
+"""Paired statistics with known answers: exact McNemar against scipy, Newcombe's published
+intervals, bootstrap + Wilcoxon on shifted scores, Benjamini-Hochberg against scipy, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from evalbatch.stats import (
+    benjamini_hochberg,
+    compare_numeric,
+    compare_pass_fail,
+    verdict,
+)
+
+
+def _pairs(both_pass: int, fixed: int, regressed: int, both_fail: int) -> list[tuple[bool, bool]]:
+    return (
+        [(True, True)] * both_pass
+        + [(False, True)] * fixed
+        + [(True, False)] * regressed
+        + [(False, False)] * both_fail
+    )
+
+
+def test_twenty_fixed_five_regressed_is_significant() -> None:
+    result = compare_pass_fail(_pairs(400, 20, 5, 75))
+    assert (result.n, result.fixed, result.regressed) == (500, 20, 5)
+    assert (result.both_pass, result.both_fail) == (400, 75)
+    assert result.p_value == pytest.approx(sps.binomtest(20, 25, 0.5).pvalue, rel=1e-12)
+    assert result.p_value == pytest.approx(0.004, abs=0.0005)
+    assert result.base_rate == pytest.approx(405 / 500)
+    assert result.new_rate == pytest.approx(420 / 500)
+    assert result.diff == pytest.approx(0.03)
+    assert 0 < result.ci_low < 0.03 < result.ci_high
+    assert verdict(result.diff, result.p_value) == "improved"
+
+
+def test_three_fixed_two_regressed_is_not_significant() -> None:
+    result = compare_pass_fail(_pairs(90, 3, 2, 5))
+    assert result.p_value == 1.0
+    assert result.ci_low < 0 < result.ci_high
+    assert verdict(result.diff, result.p_value) == "no significant change"
+
+
+def test_no_discordant_pairs_gives_p_one() -> None:
+    result = compare_pass_fail(_pairs(60, 0, 0, 40))
+    assert (result.p_value, result.diff) == (1.0, 0.0)
+    assert result.ci_low < 0 < result.ci_high
+
+
+def test_no_pairs_at_all_knows_nothing() -> None:
+    result = compare_pass_fail([])
+    assert (result.n, result.p_value, result.diff) == (0, 1.0, 0.0)
+    assert (result.ci_low, result.ci_high) == (-1.0, 1.0)
+
+
+# Newcombe (1998), Statistics in Medicine 17:2635, Table II, method 10. (e, f, g, h) there is
+# (both pass, fixed, regressed, both fail) here: his p1 is our new rate.
+@pytest.mark.parametrize(
+    ("both_pass", "fixed", "regressed", "both_fail", "low", "high"),
+    [
+        (36, 12, 2, 0, 0.0569, 0.3404),
+        (18, 12, 2, 18, 0.0562, 0.3290),
+        (53, 0, 0, 1, -0.0729, 0.0729),
+        (0, 30, 0, 0, 0.8395, 1.0),
+    ],
+)
+def test_interval_matches_newcombes_published_values(
+    both_pass: int, fixed: int, regressed: int, both_fail: int, low: float, high: float
+) -> None:
+    result = compare_pass_fail(_pairs(both_pass, fixed, regressed, both_fail))
+    assert result.ci_low == pytest.approx(low, abs=5e-5)
+    assert result.ci_high == pytest.approx(high, abs=5e-5)
+
+
+counts = st.integers(min_value=0, max_value=300)
+
+
+@given(both_pass=counts, fixed=counts, regressed=counts, both_fail=counts)
+def test_interval_is_ordered_bounded_and_holds_the_estimate(
+    both_pass: int, fixed: int, regressed: int, both_fail: int
+) -> None:
+    result = compare_pass_fail(_pairs(both_pass, fixed, regressed, both_fail))
+    if result.n == 0:
+        return
+    assert -1.0 <= result.ci_low <= result.diff <= result.ci_high <= 1.0
+    assert 0.0 <= result.p_value <= 1.0
+    # Swapping base and new mirrors everything.
+    mirror = compare_pass_fail(_pairs(both_pass, regressed, fixed, both_fail))
+    assert mirror.diff == -result.diff
+    assert mirror.p_value == pytest.approx(result.p_value)
+    assert (mirror.ci_low, mirror.ci_high) == pytest.approx((-result.ci_high, -result.ci_low))
+
+
+def test_interval_covers_the_true_difference_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(7)
+    cells = [0.55, 0.12, 0.06, 0.27]  # both pass, fixed, regressed, both fail
+    true_diff = cells[1] - cells[2]
+    covered = 0
+    for _ in range(400):
+        e, f, g, h = (int(x) for x in rng.multinomial(200, cells))
+        result = compare_pass_fail(_pairs(e, f, g, h))
+        covered += result.ci_low <= true_diff <= result.ci_high
+    assert 0.92 <= covered / 400 <= 0.99
+
+
+def test_wider_confidence_gives_a_wider_interval_and_bad_levels_are_refused() -> None:
+    pairs = _pairs(70, 15, 6, 9)
+    narrow = compare_pass_fail(pairs, confidence=0.90)
+    wide = compare_pass_fail(pairs, confidence=0.99)
+    assert wide.ci_low < narrow.ci_low and narrow.ci_high < wide.ci_high
+    with pytest.raises(ValueError, match="confidence"):
+        compare_pass_fail(pairs, confidence=95)
+
+
+def test_large_inputs_as_arrays_count_correctly() -> None:
+    rng = np.random.default_rng(1)
+    arr = rng.random((100_000, 2)) < np.array([0.80, 0.82])
+    result = compare_pass_fail(arr)
+    assert result.n == 100_000
+    assert result.fixed == int(np.sum(~arr[:, 0] & arr[:, 1]))
+    assert result.regressed == int(np.sum(arr[:, 0] & ~arr[:, 1]))
+    assert result.base_rate == pytest.approx(arr[:, 0].mean())
+    with pytest.raises(ValueError, match="shape"):
+        compare_pass_fail([(True, False, True)])
+
+
+def _shifted(n: int = 200, shift: float = 0.1, seed: int = 3) -> list[tuple[float, float]]:
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, n)
+    new = base + shift + rng.normal(0.0, 0.02, n)
+    return list(zip(base.tolist(), new.tolist(), strict=True))
+
+
+def test_constant_shift_is_significant_and_the_interval_excludes_zero() -> None:
+    pairs = _shifted()
+    result = compare_numeric(pairs)
+    diffs = np.array([new - base for base, new in pairs])
+    assert result.n == 200
+    assert result.mean_diff == pytest.approx(diffs.mean())
+    assert result.new_mean - result.base_mean == pytest.approx(result.mean_diff)
+    assert 0 < result.ci_low < 0.1 < result.ci_high < 0.2
+    assert result.p_value == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    assert result.p_value < 1e-10
+    assert result.test == "wilcoxon signed-rank"
+    assert verdict(result.mean_diff, result.p_value) == "improved"
+
+
+def test_bootstrap_interval_agrees_with_the_normal_approximation() -> None:
+    rng = np.random.default_rng(11)
+    base = rng.normal(3.0, 1.0, 400)
+    new = base + rng.normal(-0.05, 0.5, 400)
+    result = compare_numeric(list(zip(base, new, strict=True)))
+    diffs = new - base
+    half = 1.96 * diffs.std(ddof=1) / np.sqrt(len(diffs))
+    assert result.ci_low == pytest.approx(diffs.mean() - half, abs=0.1 * half)
+    assert result.ci_high == pytest.approx(diffs.mean() + half, abs=0.1 * half)
+
+
+def test_identical_runs_have_p_one_and_a_zero_interval() -> None:
+    pairs = [(v, v) for v in np.linspace(0.0, 5.0, 50)]
+    result = compare_numeric(pairs)
+    assert (result.mean_diff, result.ci_low, result.ci_high) == (0.0, 0.0, 0.0)
+    assert result.p_value == 1.0
+    assert "zero" in result.test
+    assert verdict(result.mean_diff, result.p_value) == "no significant change"
+
+
+def test_bootstrap_is_reproducible_with_the_same_seed() -> None:
+    pairs = _shifted(shift=0.0, seed=5)
+    first = compare_numeric(pairs, n_resamples=2_000, seed=42)
+    assert compare_numeric(pairs, n_resamples=2_000, seed=42) == first
+    other = compare_numeric(pairs, n_resamples=2_000, seed=43)
+    assert (other.ci_low, other.ci_high) != (first.ci_low, first.ci_high)
+    assert other.ci_low == pytest.approx(first.ci_low, abs=0.002)
+
+
+def test_numeric_refuses_empty_and_non_finite_input() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        compare_numeric([])
+    with pytest.raises(ValueError, match="pair 1 .*not a finite number"):
+        compare_numeric([(1.0, 2.0), (float("nan"), 1.0)])
+
+
+def test_benjamini_hochberg_by_hand() -> None:
+    q = benjamini_hochberg([0.01, 0.04, 0.03, 0.5])
+    assert q == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert benjamini_hochberg([]) == []
+    with pytest.raises(ValueError, match=r"p-value 1 is 1\.5"):
+        benjamini_hochberg([0.2, 1.5])
+
+
+p_lists = st.lists(
+    st.one_of(st.floats(min_value=0.0, max_value=1.0), st.sampled_from([0.0, 0.05, 1.0])),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(p_values=p_lists)
+def test_benjamini_hochberg_matches_scipy_and_keeps_the_order(p_values: list[float]) -> None:
+    q = benjamini_hochberg(p_values)
+    expected = sps.false_discovery_control(p_values, method="bh")
+    np.testing.assert_allclose(q, expected, rtol=1e-12, atol=0.0)
+    for p_i, q_i in zip(p_values, q, strict=True):
+        assert p_i <= q_i <= 1.0
+    by_p = [qv for _, qv in sorted(zip(p_values, q, strict=True))]
+    assert by_p == sorted(by_p)
+
+
+@pytest.mark.parametrize(
+    ("diff", "p_value", "alpha", "min_effect", "expected"),
+    [
+        (-0.05, 0.01, 0.05, 0.0, "regressed"),
+        (0.05, 0.01, 0.05, 0.0, "improved"),
+        (-0.05, 0.20, 0.05, 0.0, "no significant change"),  # not significant
+        (-0.05, 0.05, 0.05, 0.0, "no significant change"),  # p must be below alpha
+        (-0.05, 0.04, 0.01, 0.0, "no significant change"),  # stricter alpha
+        (-0.01, 0.001, 0.05, 0.02, "no significant change"),  # significant but too small
+        (-0.02, 0.001, 0.05, 0.02, "no significant change"),  # |diff| must exceed min_effect
+        (-0.03, 0.001, 0.05, 0.02, "regressed"),
+        (0.03, 0.001, 0.05, 0.02, "improved"),
+        (0.0, 0.001, 0.05, 0.0, "no significant change"),  # no direction
+    ],
+)
+def test_verdict(
+    diff: float, p_value: float, alpha: float, min_effect: float, expected: str
+) -> None:
+    assert verdict(diff, p_value, alpha=alpha, min_effect=min_effect) == expected
