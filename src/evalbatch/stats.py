@@ -185,7 +185,7 @@ def compare_numeric(
         raise ValueError(f"pairs must be (base_value, new_value) tuples, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"pair {row} has a value that is not a finite number: {arr[row]}")
+        raise ValueError(f"pair {row} has a value that is not a finite number: {arr[row].tolist()}")
     diffs = arr[:, 1] - arr[:, 0]
     alpha = 1.0 - confidence
     low, high = np.quantile(_bootstrap_means(diffs, n_resamples, seed), [alpha / 2, 1 - alpha / 2])
@@ -215,7 +215,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
         return []
     bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))  # also catches NaN
     if bad.size:
-        raise ValueError(f"p-value {bad[0]} is {p[bad[0]]!r}; p-values must be within [0, 1]")
+        raise ValueError(f"p-value {bad[0]} is {float(p[bad[0]])}; p-values must be within [0, 1]")
     m = p.size
     order = np.argsort(p, kind="stable")
     scaled = p[order] * m / np.arange(1, m + 1)

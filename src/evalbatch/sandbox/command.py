@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Annotated
 
@@ -96,7 +95,10 @@ def sandbox_command(
     ] = False,
 ) -> None:
     """Serve the loopback Anthropic API simulator (Messages, Batches, count_tokens)."""
-    from .server import bound_port, build_server
+    import signal
+    import threading
+
+    from .server import SandboxServer
 
     config = SandboxConfig(
         responder=responder,
@@ -111,21 +113,16 @@ def sandbox_command(
         allow_remote=allow_remote,
     )
     try:
-        server, app = build_server(config)
+        server = SandboxServer(config).start()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-    async def serve() -> None:
-        await server.startup()
-        if server.should_exit:
-            raise ConfigError(f"cannot bind {host}:{port}")
-        print(f"listening on http://{host}:{bound_port(server)}", flush=True)
-        while not server.should_exit:
-            await asyncio.sleep(0.1)
-        await server.shutdown()
-
-    # uvicorn's signal handling sets should_exit on SIGINT/SIGTERM.
-    with server.capture_signals():
-        asyncio.run(serve())
-    app.store.stop()
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"listening on {server.base_url}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.stop()
     sys.stdout.flush()

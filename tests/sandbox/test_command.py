@@ -1,0 +1,50 @@
+"""`evalbatch sandbox` as a process: prints its address, serves, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import anthropic
+
+
+def test_serves_until_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--port", "0", "--batch-latency", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        assert line.startswith("listening on http://127.0.0.1:")
+        client = anthropic.Anthropic(base_url=line.removeprefix("listening on "), api_key="k")
+        msg = client.messages.create(
+            model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "ping"}]
+        )
+        assert msg.content[0].text == "ping"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert code == 0
+
+
+def test_refuses_non_loopback_without_allow_remote() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+
+
+def test_bad_fault_flag_is_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--fault", "418=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "unknown fault '418'" in proc.stderr
