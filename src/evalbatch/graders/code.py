@@ -3,9 +3,11 @@ memory limits (as HumanEval does). Secrets never reach the child's environment."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,12 @@ _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|^ANTHROPIC_|^OPENAI_", re.IGNOR
 def extract_code(output: str) -> str:
     blocks = _FENCE.findall(output)
     return max(blocks, key=len) if blocks else output
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """The program runs in its own session (setsid): kill every process in it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _limits(memory_mb: int, cpu_s: int) -> Any:
@@ -94,23 +102,27 @@ class CodeGrader(Grader):
         with tempfile.TemporaryDirectory(prefix="evalbatch-code-") as tmp:
             script = Path(tmp, "program.py")
             script.write_text(program, encoding="utf-8")
+            proc = subprocess.Popen(
+                [sys.executable, "-I", str(script)],
+                cwd=tmp,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=_limits(self.memory_mb, int(self.timeout_s) + 1),  # noqa: PLW1509
+            )
             try:
-                proc = subprocess.run(
-                    [sys.executable, "-I", str(script)],
-                    cwd=tmp,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout_s,
-                    preexec_fn=_limits(self.memory_mb, int(self.timeout_s) + 1),  # noqa: PLW1509
-                )
+                _, stderr = proc.communicate(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.communicate()
                 return Score(self.name, False, 0.0, f"timed out after {self.timeout_s:g}s")
+            _kill_group(proc)  # whatever the program started in the background goes too
         if proc.returncode == 0:
             return Score(self.name, True, 1.0, "all tests passed")
-        tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-3:]
+        tail = [line for line in stderr.strip().splitlines() if line.strip()][-3:]
         why = " | ".join(tail) or f"exit code {proc.returncode}"
-        if "MemoryError" in proc.stderr:
+        if "MemoryError" in stderr:
             why = f"memory limit ({self.memory_mb} MB): {why}"
         elif proc.returncode < 0:
             why = f"killed by signal {-proc.returncode} (time or memory limit)"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..loader import load_file_module
 from ..records import Case, Score
 from .base import Grader
 
@@ -24,12 +25,8 @@ def _load(target: str, base_dir: Path) -> tuple[Callable[..., Any], Path | None]
         path = (base_dir / module_ref).resolve()
         if not path.is_file():
             raise ValueError(f"python grader file not found: {module_ref}")
-        spec = importlib.util.spec_from_file_location(f"evalbatch_grader_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot import {module_ref}")
-        module = importlib.util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(module)
+            module = load_file_module(path, "evalbatch_grader")
         except Exception as exc:
             raise ValueError(
                 f"importing {module_ref} failed: {exc.__class__.__name__}: {exc}"

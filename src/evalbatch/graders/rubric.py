@@ -23,8 +23,9 @@ _OPS = {
     "!=": operator.ne,
 }
 _PASS = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
-_JSON_OBJ = re.compile(r"\{[^{}]*\}")
-_SCORE_LINE = re.compile(r"(?:score|grade|rating)\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
+_DECODER = json.JSONDecoder()
+_SCORE_KEYS = ("score", "grade", "rating")
+_SCORE_LINE = re.compile(r"(?:score|grade|rating)[\"']?\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
 _FRACTION = re.compile(r"\b(\d+(?:\.\d+)?)\s*/\s*(\d+)\b")
 
 INSTRUCTIONS = """You are a strict, fair grader of model outputs. You will get a task input, \
@@ -55,15 +56,20 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=1)
 
 
-def _last_json(text: str) -> dict[str, Any] | None:
-    for candidate in reversed(_JSON_OBJ.findall(text)):
+def _last_json(text: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The last JSON object in ``text`` that has one of ``keys`` (nested braces allowed)."""
+    found = None
+    start = text.find("{")
+    while start != -1:
         try:
-            value = json.loads(candidate)
+            value, end = _DECODER.raw_decode(text, start)
         except ValueError:
+            start = text.find("{", start + 1)
             continue
-        if isinstance(value, dict):
-            return value
-    return None
+        if isinstance(value, dict) and any(k in value for k in keys):
+            found = value
+        start = text.find("{", end)
+    return found
 
 
 class RubricGrader(ModelGrader):
@@ -129,7 +135,7 @@ class RubricGrader(ModelGrader):
         }
 
     def parse_verdict(self, text: str, case: Case) -> Score:
-        score, reasoning = self._find_score(text)
+        score, reasoning = self._find_score(text, self.high)
         if score is None:
             snippet = " ".join(text.split())[:80]
             return Score(grader=self.name, error=f"unparseable verdict: {snippet!r}")
@@ -141,11 +147,13 @@ class RubricGrader(ModelGrader):
         return Score(self.name, bool(self._op(score, self._bound)), score, (reasoning or "")[:500])
 
     @staticmethod
-    def _find_score(text: str) -> tuple[float | None, str]:
-        obj = _last_json(text)
+    def _find_score(text: str, high: float) -> tuple[float | None, str]:
+        obj = _last_json(text, _SCORE_KEYS)
         if obj is not None:
-            for key in ("score", "grade", "rating"):
+            for key in _SCORE_KEYS:
                 if key in obj:
+                    if isinstance(obj[key], bool):
+                        break
                     try:
                         return float(obj[key]), str(obj.get("reasoning", obj.get("reason", "")))
                     except (TypeError, ValueError):
@@ -153,7 +161,8 @@ class RubricGrader(ModelGrader):
         line = _SCORE_LINE.findall(text)
         if line:
             return float(line[-1]), ""
-        frac = _FRACTION.findall(text)
+        # "4/5" counts only on the rubric's own scale, so "3/10 of attempts" is not a score
+        frac = [f for f in _FRACTION.findall(text) if float(f[1]) == high]
         if frac:
             return float(frac[-1][0]), ""
         return None, ""
@@ -226,7 +235,7 @@ class PairwiseGrader(ModelGrader):
         }
 
     def parse_verdict(self, text: str, case: Case) -> Score:
-        obj = _last_json(text) or {}
+        obj = _last_json(text, ("winner",)) or {}
         winner = str(obj.get("winner", "")).strip().upper()
         if winner not in ("A", "B", "TIE"):
             return Score(

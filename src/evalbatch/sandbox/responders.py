@@ -6,13 +6,14 @@ import fnmatch
 import importlib
 import importlib.util
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
+
+from ..loader import load_file_module
 
 Responder = Callable[[dict[str, Any]], Any]
 
@@ -77,15 +78,7 @@ def _python(ref: str) -> Responder:
     module_ref, _, name = ref.rpartition(":")
     if module_ref.endswith(".py"):
         path = Path(module_ref).resolve()
-        spec = importlib.util.spec_from_file_location(f"sandbox_responder_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot load responder file {module_ref}")
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, str(path.parent))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(path.parent))
+        module = load_file_module(path, "sandbox_responder")
     else:
         module = importlib.import_module(module_ref)
     func = getattr(module, name, None)
