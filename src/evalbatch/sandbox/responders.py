@@ -76,11 +76,13 @@ class ScriptResponder:
 
 def _python(ref: str) -> Responder:
     module_ref, _, name = ref.rpartition(":")
-    if module_ref.endswith(".py"):
-        path = Path(module_ref).resolve()
-        module = load_file_module(path, "sandbox_responder")
-    else:
-        module = importlib.import_module(module_ref)
+    try:
+        if module_ref.endswith(".py"):
+            module = load_file_module(Path(module_ref).resolve(), "sandbox_responder")
+        else:
+            module = importlib.import_module(module_ref)
+    except (ImportError, OSError) as exc:
+        raise ValueError(f"responder {ref}: cannot import {module_ref}: {exc}") from None
     func = getattr(module, name, None)
     if not callable(func):
         raise ValueError(f"responder {ref}: no function {name!r}")

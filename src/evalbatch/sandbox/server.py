@@ -65,7 +65,8 @@ class SandboxServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.config.host}:{bound_port(self._server)}"
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"http://{host}:{bound_port(self._server)}"
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="sandbox")
@@ -85,9 +86,14 @@ class SandboxServer:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, *, reset: bool = False) -> dict[str, Any]:
+        """The counters of /_sandbox/stats; ``reset`` also clears them and the prompt cache."""
         with urllib.request.urlopen(f"{self.base_url}/_sandbox/stats", timeout=10) as resp:
-            return dict(json.loads(resp.read()))
+            data = dict(json.loads(resp.read()))
+        if reset:
+            request = urllib.request.Request(f"{self.base_url}/_sandbox/reset", method="POST")
+            urllib.request.urlopen(request, timeout=10).close()
+        return data
 
     def __enter__(self) -> SandboxServer:
         return self.start()

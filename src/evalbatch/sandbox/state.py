@@ -79,7 +79,7 @@ class SandboxState:
                 text, stop_reason, stop_sequence = text[:at], "stop_sequence", seq
         text, cut = cut_to_tokens(text, int(params["max_tokens"]))
         if cut:
-            stop_reason = "max_tokens"
+            stop_reason, stop_sequence = "max_tokens", None
         with self.lock:
             accounting = self.cache.account(api_key, params)
         output_tokens = len(_TOKEN.findall(text))

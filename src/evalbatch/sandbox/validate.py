@@ -124,6 +124,8 @@ def validate_params(
             )
     if in_batch and params.get("stream"):
         return "stream: streaming is not supported in a Message Batch"
+    if params.get("stream"):
+        return "stream: the sandbox does not stream; evalbatch never asks it to"
     error = _check_messages(params.get("messages"))
     if error:
         return error
