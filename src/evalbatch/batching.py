@@ -7,6 +7,7 @@ the next advance by listing the provider's batches; only when none matches is it
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,15 +17,19 @@ import orjson
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Engine
 
+from . import failpoints
 from .catalog import Catalog
-from .errors import ProviderError
+from .errors import ProviderError, RunNeedsAttention
 from .ingest import IngestContext, record_outcomes
 from .providers.base import BatchInfo, Provider
 from .store import schema
 from .store.requests_io import build_params, custom_id, load_prefixes, parse_custom_id
 
 OPEN = ("in_progress", "canceling", "ended")
-MAX_POLL_FAILURES = 20
+# A batch the provider has not answered for about at least this long (and at least 3 polls in a
+# row) puts the run in needs_attention instead of polling forever.
+UNREACHABLE_S = float(os.environ.get("EVALBATCH_UNREACHABLE_S", "3600"))
+MIN_POLL_FAILURES = 3
 # Reconcile: a provider batch created this long before our intent was written cannot be ours.
 CLOCK_SLACK_S = 120.0
 
@@ -132,8 +137,11 @@ class BatchPath:
                         attempts=schema.requests.c.attempts + 1,
                     )
                 )
+        failpoints.hit("submit.after_intent", step)
         info = self.provider.submit_batch([(cid, params) for _, cid, params, _ in chunk])
+        failpoints.hit("submit.after_create", step)
         self._record_handle(batch_row_id, info)
+        failpoints.hit("submit.after_handle", step)
 
     def _record_handle(self, batch_row_id: int, info: BatchInfo) -> None:
         with self.engine.begin() as conn:
@@ -238,14 +246,22 @@ class BatchPath:
 
     def poll(self, step: str) -> list[BatchInfo]:
         """Poll every open batch of ``step`` once and collect the ones that ended."""
-        seen = []
+        seen, failed = [], []
         for row in self.open_batches(step):
             info = self._poll_one(row)
             if info is None:
+                failed.append(row.provider_batch_id)
                 continue
             seen.append(info)
             if info.status == "ended":
                 self.collect(row.id, info.id)
+        if failed:
+            # Recorded on the batch rows; say so rather than report a quiet "still running".
+            raise ProviderError(
+                f"could not poll {len(failed)} batch(es) ({', '.join(failed[:3])}); "
+                "their handles are kept",
+                retryable=True,
+            )
         return seen
 
     def _poll_one(self, row: Any) -> BatchInfo | None:
@@ -256,14 +272,15 @@ class BatchPath:
                 conn.execute(
                     update(schema.batches)
                     .where(schema.batches.c.id == row.id)
-                    .values(
-                        poll_failures=schema.batches.c.poll_failures + 1,
-                        last_error=str(exc),
-                        polled_at=time.time(),
-                    )
+                    .values(poll_failures=schema.batches.c.poll_failures + 1, last_error=str(exc))
                 )
-            if row.poll_failures + 1 >= MAX_POLL_FAILURES:
-                raise
+            silent_s = time.time() - (row.polled_at or row.submitted_at or row.created_at)
+            if row.poll_failures + 1 >= MIN_POLL_FAILURES and silent_s >= UNREACHABLE_S:
+                raise RunNeedsAttention(
+                    f"batch {row.provider_batch_id} unreachable for {silent_s / 60:.0f} min "
+                    f"({row.poll_failures + 1} polls failed; last: {exc}). Nothing is lost: "
+                    "fix the cause and run `evalbatch collect`."
+                ) from exc
             return None
         with self.engine.begin() as conn:
             conn.execute(

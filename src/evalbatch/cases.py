@@ -235,20 +235,7 @@ def scan_cases(suite: Suite, graders: list[Grader]) -> CaseScan:
         render(suite.generate.prompt, context, case.where("prompt"))
         for label, template in templates:
             render(template, context, case.where(label))
-        digest.update(
-            orjson.dumps(
-                {
-                    "id": case.id,
-                    "input": case.input,
-                    "target": case.target,
-                    "vars": case.vars,
-                    "difficulty": case.difficulty,
-                    "tags": list(case.tags),
-                    "metadata": case.metadata,
-                },
-                option=orjson.OPT_SORT_KEYS,
-            )
-        )
+        digest.update(orjson.dumps(case.content(), option=orjson.OPT_SORT_KEYS))
         digest.update(b"\n")
         if case.difficulty:
             difficulties[case.difficulty] = difficulties.get(case.difficulty, 0) + 1

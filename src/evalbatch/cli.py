@@ -19,7 +19,7 @@ from rich.table import Table
 
 from . import __version__
 from .console import RichProgress, age, err, out
-from .errors import ConfigError, EvalbatchError, NotFound, ProviderError
+from .errors import ConfigError, EvalbatchError, NotFound, ProviderError, RunNeedsAttention
 
 app = typer.Typer(
     add_completion=False,
@@ -38,15 +38,21 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (dat
 _state: dict[str, Any] = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        out.print(__version__)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version.", callback=_version, is_eager=True),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
-    if version:
-        out.print(__version__)
-        raise typer.Exit(0)
 
 
 def _print_json(data: Any) -> None:
@@ -243,6 +249,10 @@ def collect(
     ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every open run.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Loop until the runs are done.")] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Set a new spend limit (USD) on these runs first."),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -254,6 +264,11 @@ def collect(
 
     engine = _store(db)
     ids = [_resolve_run(engine, r) for r in run_ids or []] or open_run_ids(engine)
+    if budget is not None:
+        from .planning import set_budget
+
+        for run_id in ids:
+            set_budget(engine, run_id, budget)
     results = []
     for run_id in ids:
         holder = leases.new_holder()
@@ -263,22 +278,37 @@ def collect(
             results.append({"run_id": run_id, "status": "skipped", "held_by": held_by})
             continue
         runner = Runner(engine, run_id, open_provider, RichProgress(quiet=as_json))
+        note = None
         try:
             status = runner.advance(resume=True)
             while wait and status not in TERMINAL:
                 time.sleep(2.0)
                 leases.acquire(engine, run_id, holder)
-                status = runner.advance()
+                try:
+                    status = runner.advance()
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        raise
+                    err.print(f"{run_id}: provider error, retrying: {exc}")
+        except RunNeedsAttention as exc:
+            status, note = "needs_attention", str(exc)
+        except ProviderError as exc:
+            if not exc.retryable:
+                raise
+            # Nothing is lost: the journal holds every handle; the next collect picks up.
+            status, note = runner.status(), f"provider error, try again later: {exc}"
         finally:
             leases.release(engine, run_id, holder)
             runner.close()
-        results.append({"run_id": run_id, "status": status})
+        results.append({"run_id": run_id, "status": status, **({"note": note} if note else {})})
         if not as_json:
-            out.print(f"{run_id}: {status}")
+            out.print(f"{run_id}: {status}" + (f" — {note}" if note else ""))
     if as_json:
         _print_json(results)
     elif not ids:
         err.print("no open runs")
+    if any(r["status"] == "needs_attention" for r in results):
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -468,7 +498,7 @@ _register_sandbox()
 def main() -> None:
     """Entry point: map our exceptions to exit codes in one place."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="evalbatch")
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

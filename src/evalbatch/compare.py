@@ -126,14 +126,15 @@ def _manifest(engine: Engine, run_id: str) -> tuple[dict[str, Any], dict[str, An
 
 
 def _text_diff(name: str, old: str | None, new: str | None) -> str:
-    return "".join(
-        difflib.unified_diff(
-            (old or "").splitlines(keepends=True),
-            (new or "").splitlines(keepends=True),
-            fromfile=f"base/{name}",
-            tofile=f"new/{name}",
-        )
+    lines = difflib.unified_diff(
+        (old or "").splitlines(),
+        (new or "").splitlines(),
+        fromfile=f"base/{name}",
+        tofile=f"new/{name}",
+        lineterm="",
     )
+    text = "\n".join(lines)
+    return text + "\n" if text else ""
 
 
 def diff_manifests(base: dict[str, Any], new: dict[str, Any]) -> list[ManifestChange]:
@@ -204,13 +205,18 @@ def _grader_changes(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> li
     return changes
 
 
+# Where a case sits (file, line) is not what it is: moving it must not make it "changed".
+_PLACE_FIELDS = ("source", "line")
+
+
 def _cases(engine: Engine, run_id: str) -> dict[str, tuple[int, str]]:
     c = schema.cases.c
     with engine.connect() as conn:
-        return {
-            row.case_id: (row.idx, row.data)
-            for row in conn.execute(select(c.case_id, c.idx, c.data).where(c.run_id == run_id))
-        }
+        out = {}
+        for row in conn.execute(select(c.case_id, c.idx, c.data).where(c.run_id == run_id)):
+            data = {k: v for k, v in orjson.loads(row.data).items() if k not in _PLACE_FIELDS}
+            out[row.case_id] = (row.idx, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode())
+        return out
 
 
 def _scores(engine: Engine, run_id: str) -> dict[tuple[str, int, str], Any]:

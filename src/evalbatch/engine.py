@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Engine
 
-from . import leases
+from . import failpoints, leases
 from .batching import BatchLimits, BatchPath
 from .caching import cache_ttl
 from .catalog import Catalog, load_catalog
@@ -130,10 +130,12 @@ class Runner:
         try:
             if status == GENERATE and self._advance_step(GENERATE):
                 status = self._finish_generate()
+                failpoints.hit("grade.after_plan")
             if status == GRADE and self._advance_step(GRADE):
                 status = "score"
                 set_status(self.engine, self.run_id, status)
             if status == "score":
+                failpoints.hit("score.before")
                 self.progress.status("scoring")
                 score_run(self.engine, self.run_id, self.graders, self.suite.epochs)
                 status = "done"
@@ -215,7 +217,7 @@ class Runner:
             pending = self._count(step, ("pending",))
             raise RunNeedsAttention(
                 f"budget ${float(budget):,.2f} reached (spent ${spent:,.2f}); {pending} {step} "
-                "request(s) not submitted. Raise the budget and run `evalbatch collect`."
+                f"request(s) not submitted. To go on: evalbatch collect {self.run_id} --budget USD"
             )
 
     def _advance_sync(self, step: str) -> bool:
@@ -296,6 +298,17 @@ class Runner:
                 or 0
             )
 
+    def _progress_mark(self) -> tuple[str | None, int, int]:
+        """(status, batches, results): changes whenever the run made progress."""
+        with self.engine.connect() as conn:
+            batches = conn.execute(
+                select(func.count()).where(schema.batches.c.run_id == self.run_id)
+            ).scalar()
+            results = conn.execute(
+                select(func.count()).where(schema.results.c.run_id == self.run_id)
+            ).scalar()
+        return self.status(), int(batches or 0), int(results or 0)
+
     def _intents(self) -> bool:
         b = schema.batches.c
         with self.engine.connect() as conn:
@@ -320,6 +333,8 @@ class Runner:
         if held_by is not None:
             raise ProviderError(f"run {self.run_id} is being advanced by {held_by}; try later")
         transient = 0
+        delay = poll_s
+        last_mark: tuple[str | None, int, int] = (None, 0, 0)
         try:
             while True:
                 try:
@@ -334,8 +349,11 @@ class Runner:
                 if status in TERMINAL or (detach and self.submitted_all()):
                     return status
                 leases.acquire(self.engine, self.run_id, holder)
-                time.sleep(poll_s)
-                poll_s = min(poll_s * 1.5, max_poll_s)
+                mark = self._progress_mark()
+                if mark != last_mark:  # something moved: look again soon
+                    last_mark, delay = mark, poll_s
+                time.sleep(delay)
+                delay = min(delay * 1.5, max_poll_s)
         finally:
             leases.release(self.engine, self.run_id, holder)
             self.close()

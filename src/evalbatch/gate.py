@@ -29,23 +29,24 @@ class GateVerdict:
 
 
 def latest_comparable(engine: Engine, run_id: str) -> str | None:
-    """The newest completed run of the same suite with the same manifest hash, before this one."""
+    """The newest completed run of the same suite started before this one.
+
+    Its manifest may differ (that is what a regression gate is for: a new prompt or model);
+    `compare` says what changed and compares only the cases and graders both runs have."""
     runs = schema.runs.c
     with engine.connect() as conn:
-        row = conn.execute(
-            select(runs.suite_name, runs.manifest_hash).where(runs.id == run_id)
-        ).one()
+        row = conn.execute(select(runs.suite_name, runs.created_at).where(runs.id == run_id)).one()
         return conn.execute(
             select(runs.id)
             .where(
                 and_(
                     runs.suite_name == row.suite_name,
-                    runs.manifest_hash == row.manifest_hash,
                     runs.status == "done",
-                    runs.id < run_id,
+                    runs.id != run_id,
+                    runs.created_at <= row.created_at,
                 )
             )
-            .order_by(runs.id.desc())
+            .order_by(runs.created_at.desc(), runs.id.desc())
             .limit(1)
         ).scalar()
 

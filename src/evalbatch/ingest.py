@@ -6,6 +6,7 @@ final result, or that comes from a batch the request has since left, is skipped.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
+from . import failpoints
 from .catalog import Catalog
 from .pricing import counterfactuals
 from .records import Outcome
 from .store import schema
 from .store.requests_io import parse_custom_id
 
-_CHUNK = 1000
+_CHUNK = int(os.environ.get("EVALBATCH_INGEST_CHUNK", "1000"))  # rows per transaction
 TERMINAL = frozenset({"succeeded", "errored", "expired", "canceled"})
 
 
@@ -59,6 +61,7 @@ def record_outcomes(
     for chunk in _chunks(outcomes):
         with engine.begin() as conn:
             _record_chunk(conn, ctx, chunk, batch_row_id, counts)
+        failpoints.hit("collect.mid_stream")
     return counts
 
 

@@ -46,7 +46,34 @@ def acquire(engine: Engine, run_id: str, holder: str, ttl: float = LEASE_S) -> s
         return None
     except IntegrityError:
         with engine.connect() as conn:
-            return str(conn.execute(select(lease.holder).where(lease.run_id == run_id)).scalar())
+            current = str(conn.execute(select(lease.holder).where(lease.run_id == run_id)).scalar())
+    if _is_dead(current):
+        # A process on this machine that was killed (SIGKILL, OOM, power) cannot release its
+        # lease; it must not lock the run for the lease's lifetime.
+        with engine.begin() as conn:
+            stolen = conn.execute(
+                update(schema.leases)
+                .where(and_(lease.run_id == run_id, lease.holder == current))
+                .values(holder=holder, expires_at=now + ttl)
+            ).rowcount
+        if stolen:
+            return None
+    return current
+
+
+def _is_dead(holder: str) -> bool:
+    """True only when the holder is a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def release(engine: Engine, run_id: str, holder: str) -> None:

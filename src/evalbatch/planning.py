@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from .caching import cache_ttl
@@ -122,19 +123,7 @@ def _indexed(suite: Suite) -> Iterator[tuple[int, Case]]:
 
 
 def case_json(case: Case) -> str:
-    return orjson.dumps(
-        {
-            "id": case.id,
-            "input": case.input,
-            "target": case.target,
-            "vars": case.vars,
-            "difficulty": case.difficulty,
-            "tags": list(case.tags),
-            "metadata": case.metadata,
-            "source": case.source,
-            "line": case.line,
-        }
-    ).decode()
+    return orjson.dumps({**case.content(), "source": case.source, "line": case.line}).decode()
 
 
 def _insert_cases(conn: Any, run_id: str, suite: Suite) -> None:
@@ -146,3 +135,15 @@ def _insert_cases(conn: Any, run_id: str, suite: Suite) -> None:
             rows = []
     if rows:
         conn.execute(schema.cases.insert(), rows)
+
+
+def set_budget(engine: Engine, run_id: str, budget_usd: float) -> None:
+    """A new spend limit for a run (after a budget stop put it in needs_attention)."""
+    with engine.begin() as conn:
+        raw = conn.execute(select(schema.runs.c.options).where(schema.runs.c.id == run_id)).scalar()
+        options = {**orjson.loads(raw or "{}"), "budget_usd": budget_usd}
+        conn.execute(
+            update(schema.runs)
+            .where(schema.runs.c.id == run_id)
+            .values(options=orjson.dumps(options).decode())
+        )

@@ -87,6 +87,8 @@ class Projection:
             "output_source": self.output_source,
             "warm_requests": self.warm_requests,
             "strategies": {s: self.total(s) for s in STRATEGIES},
+            "input_side": {s: self.input_side(s) for s in STRATEGIES},
+            "output_side": {s: self.output_cost(s) for s in STRATEGIES},
             "savings_vs_naive": {
                 s: (1 - self.total(s) / naive) if naive else 0.0 for s in STRATEGIES
             },
@@ -198,18 +200,10 @@ def project(
         cf = counterfactuals(
             usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
         )
-        out = counterfactuals(
-            Usage(output_tokens=usage.output_tokens),
-            model,
-            batch=is_batch,
-            strongest=prepared.strongest,
-            catalog=prepared.catalog,
-        )
+        out = _output_costs(usage, model, is_batch, prepared)
         line = lines.setdefault((step, model), ProjectionLine(step, model))
         line.add(usage, cf)
-        for name, value in zip(
-            STRATEGIES, (out.actual, out.sync, out.no_cache, out.no_routing, out.naive), strict=True
-        ):
+        for name, value in zip(STRATEGIES, out, strict=True):
             line.costs[f"{name}:output"] = line.costs.get(f"{name}:output", 0.0) + value
 
     def account(req: PlannedRequest, output_tokens: int) -> None:
@@ -254,6 +248,25 @@ def project(
         output_source,
         len(warmed),
     )
+
+
+def _output_costs(
+    usage: Usage, model: str, is_batch: bool, prepared: Prepared
+) -> tuple[float, float, float, float, float]:
+    """The output side of each strategy (plan, sync, no_cache, no_routing, naive), in USD.
+
+    The price band is chosen by the request's whole prompt, exactly as for the full cost (a
+    Haiku request above 100K prompt tokens pays the long-context output rate too), so pricing
+    the output tokens alone (prompt 0, the base band) would be wrong.
+    """
+    catalog = prepared.catalog
+    prompt = usage.prompt_tokens
+    band = catalog.prices_for(model).band_for(prompt)
+    top = catalog.prices_for(prepared.strongest).band_for(prompt)
+    factor = catalog.batch_discount if is_batch else 1.0
+    mine = usage.output_tokens * band.output / 1_000_000.0
+    strongest = usage.output_tokens * top.output / 1_000_000.0
+    return (mine * factor, mine, mine * factor, strongest * factor, strongest)
 
 
 def _generate_requests(prepared: Prepared) -> Iterator[tuple[PlannedRequest, Case]]:

@@ -27,6 +27,18 @@ class Case:
     source: str = ""
     line: int | None = None
 
+    def content(self) -> dict[str, Any]:
+        """What the case is (not where it sits): the part the manifest hashes and compare diffs."""
+        return {
+            "id": self.id,
+            "input": self.input,
+            "target": self.target,
+            "vars": self.vars,
+            "difficulty": self.difficulty,
+            "tags": list(self.tags),
+            "metadata": self.metadata,
+        }
+
     def context(self) -> dict[str, Any]:
         """Template variables: the case's fields, with ``vars`` merged at the top level."""
         ctx: dict[str, Any] = {

@@ -87,13 +87,18 @@ def render_text(cmp: Comparison) -> Group:
             g.verdict,
         )
     parts.append(table)
-    for d in [c for c in cmp.cases if c.change == "regressed"][:MAX_CASES]:
+    regressed = [c for c in cmp.cases if c.change == "regressed"]
+    for d in regressed[:MAX_CASES]:
         parts.append(Text(f"regressed: {d.case_id} [{d.grader}]", style="red"))
         parts.append(
             Text(
                 f"  base: {d.base_output[:200]!r}\n  new:  {d.new_output[:200]!r}\n"
                 f"  why:  {d.new_explanation[:200]}"
             )
+        )
+    if len(regressed) > MAX_CASES:
+        parts.append(
+            Text(f"… and {len(regressed) - MAX_CASES} more regressed (--format json lists all)")
         )
     return Group(*parts)  # type: ignore[arg-type]
 
@@ -134,6 +139,8 @@ def render_markdown(cmp: Comparison) -> str:
                 f"| {_cell(d.case_id)} | {d.grader} | {_cell(d.base_output)} | "
                 f"{_cell(d.new_output)} | {_cell(d.new_explanation)} |"
             )
+        if len(regressed) > MAX_CASES:
+            lines.append(f"\n… and {len(regressed) - MAX_CASES} more (see the JSON or HTML report)")
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ WARN_AFTER_DAYS = 25
 def list_runs(engine: Engine, suite: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Newest first: suite, when, mode, status, manifest hash, pass rate, cost."""
     runs = schema.runs.c
-    query = select(schema.runs).order_by(runs.id.desc()).limit(limit)
+    query = select(schema.runs).order_by(runs.created_at.desc(), runs.id.desc()).limit(limit)
     if suite:
         query = query.where(runs.suite_name == suite)
     with engine.connect() as conn:

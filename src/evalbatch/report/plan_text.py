@@ -33,7 +33,7 @@ def print_plan(projection: Projection, per_month: int, console: Console) -> None
             label,
             usd(cost),
             usd(cost * per_month),
-            f"-{(1 - cost / naive) * 100:.0f}%" if naive else "-",
+            (f"-{(1 - cost / naive) * 100:.0f}%" if cost < naive else "—") if naive else "-",
         )
     console.print(table)
     lines = Table(title="By step and model (this plan)", title_justify="left")

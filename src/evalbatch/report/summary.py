@@ -10,8 +10,17 @@ import orjson
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Engine
 
+from ..catalog import load_catalog
 from ..engine import load_run
 from ..store import schema
+from .breakdown import (
+    PrefixLine,
+    RouteLine,
+    case_pass_subquery,
+    prefix_lines,
+    route_lines,
+    warming_value,
+)
 
 
 @dataclass
@@ -62,6 +71,9 @@ class RunSummary:
     outcomes: dict[str, dict[str, int]]
     errors: list[dict[str, Any]] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)
+    routes: list[RouteLine] = field(default_factory=list)
+    prefixes: list[PrefixLine] = field(default_factory=list)
+    warming: dict[str, Any] | None = None
 
     @property
     def pass_rate(self) -> float | None:
@@ -81,6 +93,10 @@ class RunSummary:
             raw["pass_rate"] = grader.pass_rate
         for cost, raw in zip(self.costs, data["costs"], strict=True):
             raw["cache_read_share"] = cost.cache_read_share
+        for route, raw in zip(self.routes, data["routes"], strict=True):
+            raw["pass_rate"] = route.pass_rate
+        for prefix, raw in zip(self.prefixes, data["prefixes"], strict=True):
+            raw["read_share"] = prefix.read_share
         data["totals"] = {
             k: self.total(k)
             for k in ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
@@ -97,6 +113,10 @@ def summarize(engine: Engine, run_id: str) -> RunSummary:
         costs = _cost_lines(conn, run_id)
         outcomes = _outcomes(conn, run_id)
         errors = _errors(conn, run_id)
+        routes = route_lines(conn, run_id)
+        cache_off = state.suite.cache.mode == "off"
+        prefixes = prefix_lines(conn, run_id, load_catalog(), cache_off)
+        warming = warming_value(conn, run_id, load_catalog())
     info = {
         "id": run.id,
         "suite": run.suite_name,
@@ -109,7 +129,9 @@ def summarize(engine: Engine, run_id: str) -> RunSummary:
         "error": run.error,
         "options": {k: v for k, v in orjson.loads(run.options).items() if k != "api_key"},
     }
-    summary = RunSummary(info, graders, scored, passed, costs, outcomes, errors)
+    summary = RunSummary(
+        info, graders, scored, passed, costs, outcomes, errors, {}, routes, prefixes, warming
+    )
     min_rate = state.suite.gate.min_pass_rate
     if min_rate is not None and run.status == "done":
         rate = summary.pass_rate or 0.0
@@ -155,13 +177,7 @@ def _grader_lines(conn: Any, run_id: str, suite: Any) -> list[GraderLine]:
 
 def _case_pass(conn: Any, run_id: str) -> tuple[int, int]:
     """A case (per epoch) passes when every grader passed it; an error is not a pass."""
-    s = schema.scores.c
-    per_case = (
-        select(s.case_idx, s.epoch, func.min(case((s.passed.is_(True), 1), else_=0)).label("ok"))
-        .where(s.run_id == run_id)
-        .group_by(s.case_idx, s.epoch)
-        .subquery()
-    )
+    per_case = case_pass_subquery(run_id)
     row = conn.execute(select(func.count(), func.sum(per_case.c.ok))).one()
     return int(row[0] or 0), int(row[1] or 0)
 
@@ -186,7 +202,7 @@ def _cost_lines(conn: Any, run_id: str) -> list[CostLine]:
         )
         .where(and_(r.run_id == run_id, r.kind == "succeeded"))
         .group_by(r.step, r.model, r.mode)
-        .order_by(r.step.desc(), r.model)
+        .order_by(r.step, r.model)
     ).fetchall()
     return [
         CostLine(

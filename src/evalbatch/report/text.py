@@ -40,6 +40,25 @@ def render_text(summary: RunSummary) -> Group:
         parts.append(Text(f"needs attention: {run['error']}", style="bold red"))
     parts.append(_scoreboard(summary))
     parts.append(_costs(summary))
+    if len({(r.step, r.route) for r in summary.routes}) > len({r.step for r in summary.routes}):
+        parts.append(_routes(summary))
+    if summary.prefixes:
+        parts.append(_prefixes(summary))
+        for line in summary.prefixes:
+            if line.warning:
+                parts.append(Text(f"warning: {line.warning}", style="yellow"))
+    if summary.warming:
+        w = summary.warming
+        even = w["break_even_writes_per_prefix"]
+        parts.append(
+            Text(
+                f"cache warming: {w['requests']} request(s) cost {usd(w['cost'])}; it pays for "
+                f"itself once it spares {even:.1f} cache write(s) per prefix; the steps it warmed "
+                f"wrote the cache {w['writes_after_warming']} time(s)"
+                if even is not None
+                else f"cache warming: {w['requests']} request(s) cost {usd(w['cost'])}"
+            )
+        )
     if summary.errors:
         parts.append(_errors(summary))
     if summary.gate:
@@ -109,6 +128,42 @@ def _costs(summary: RunSummary) -> Table:
     table.add_row(
         "total", "", "", "", "", "", "", usd(total), usd(sync), usd(sync - total), style="bold"
     )
+    return table
+
+
+def _routes(summary: RunSummary) -> Table:
+    table = Table(title="By route", title_justify="left")
+    for col in ("step", "route", "model", "requests", "cost", "naive", "pass rate"):
+        table.add_column(col, justify="left" if col in ("step", "route", "model") else "right")
+    for r in summary.routes:
+        table.add_row(
+            r.step,
+            r.route,
+            r.model,
+            f"{r.requests:,}",
+            usd(r.cost),
+            usd(r.naive_cost),
+            pct(r.pass_rate) if r.step == "generate" else "",
+        )
+    return table
+
+
+def _prefixes(summary: RunSummary) -> Table:
+    table = Table(title="Prompt cache by shared prefix", title_justify="left")
+    for col in ("prefix", "hash", "model", "tokens", "requests", "read", "written", "uncached"):
+        table.add_column(col, justify="left" if col in ("prefix", "hash", "model") else "right")
+    for p in summary.prefixes:
+        total = p.read + p.written + p.uncached or 1
+        table.add_row(
+            p.source,
+            p.sha256[:8],
+            p.model,
+            f"{p.tokens:,}",
+            f"{p.requests:,}",
+            pct(p.read / total),
+            pct(p.written / total),
+            pct(p.uncached / total),
+        )
     return table
 
 

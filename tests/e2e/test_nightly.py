@@ -1,0 +1,326 @@
+"""The nightly job: detach and collect, crashes at the worst moments, faults, chunking, leases.
+
+A crash is a real SIGKILL of the CLI process at a named point (``EVALBATCH_FAILPOINT``, see
+``evalbatch.failpoints``); the sandbox outlives it, so its counters prove that no batch was
+created twice, and the store proves that the scoreboard equals an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from evalbatch import leases
+from evalbatch.sandbox import FaultConfig, SandboxConfig
+from evalbatch.store.db import open_store
+
+from .conftest import run_cli
+from .suites import write_suite
+
+CASES = [
+    {"id": f"case {i} / ünïcode ✓", "input": f"question {i}: answer {'yes' if i % 3 else 'no'}"}
+    for i in range(12)
+]
+
+
+def _rubric_responder(params: dict) -> str:
+    text = params["messages"][-1]["content"]
+    if "<output>" in text:
+        score = 5 if "yes" in text.split("<output>")[1] else 2
+        return f'{{"score": {score}, "reasoning": "graded"}}'
+    return text
+
+
+def _suite(folder: Path, **overrides) -> Path:
+    return write_suite(
+        folder,
+        cases=[{**c, "target": "yes"} for c in CASES],
+        grade=[
+            {"contains": "{{ target }}"},
+            {"rubric": {"model": "opus", "rubric": "Does it say yes?", "pass": ">= 4"}},
+        ],
+        **overrides,
+    )
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    return SandboxConfig(responder=_rubric_responder, batch_latency=0.0)
+
+
+def _scoreboard(home: Path, run_id: str) -> list[tuple]:
+    with sqlite3.connect(home / "evalbatch.db") as db:
+        return db.execute(
+            "select case_id, epoch, grader, passed, value, error from scores where run_id=? "
+            "order by case_id, grader",
+            (run_id,),
+        ).fetchall()
+
+
+def _results(home: Path, run_id: str) -> list[tuple]:
+    with sqlite3.connect(home / "evalbatch.db") as db:
+        return db.execute(
+            "select step, case_id, grader, kind, text, input_tokens, output_tokens, cost_usd "
+            "from results where run_id=? order by step, case_id, grader",
+            (run_id,),
+        ).fetchall()
+
+
+_REFERENCE: list[list[tuple]] = []
+
+
+def _reference(tmp_path: Path, env: dict[str, str], home: Path) -> list[tuple]:
+    """The uninterrupted run's scoreboard (deterministic: computed once per session)."""
+    if not _REFERENCE:
+        result = run_cli(["run", str(_suite(tmp_path / "ref")), "--json"], env)
+        assert result.code == 0, result.stderr
+        _REFERENCE.append(_scoreboard(home, json.loads(result.stdout)["run"]["id"]))
+    return _REFERENCE[0]
+
+
+# -- detach and collect, with the sandbox as a separate process ---------------------------------
+@pytest.fixture
+def external_sandbox(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--batch-latency", "1.5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        assert match, f"sandbox did not start: {line!r}"
+        yield match.group(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        assert proc.returncode == 0
+
+
+def test_detach_then_collect_finishes_the_run(tmp_path, cli_env, external_sandbox, _isolated_home):
+    env = {**cli_env, "ANTHROPIC_BASE_URL": external_sandbox}
+    suite = write_suite(tmp_path / "s")
+    started = time.monotonic()
+    submitted = run_cli(["run", str(suite), "--detach"], env)
+    assert submitted.code == 0, submitted.stderr
+    assert time.monotonic() - started < 20
+    run_id = submitted.stdout.strip()
+    assert f"evalbatch collect {run_id}" in submitted.stderr
+
+    status = run_cli(["status", run_id, "--json"], env)
+    assert status.code == 0, status.stderr
+    state = json.loads(status.stdout)
+    state = state[0] if isinstance(state, list) else state
+    assert state["status"] == "generate"
+    assert state["batches"][0]["provider_batch_id"].startswith("msgbatch_")
+
+    collected = run_cli(["collect", "--wait", "--json"], env)
+    assert collected.code == 0, collected.stderr
+    assert json.loads(collected.stdout) == [{"run_id": run_id, "status": "done"}]
+    report = run_cli(["report", run_id, "--format", "json"], env)
+    assert json.loads(report.stdout)["cases_passed"] == 3
+    again = run_cli(["collect"], env)
+    assert again.code == 0 and "no open runs" in again.stderr
+
+
+def test_detach_with_in_process_sandbox_is_refused(tmp_path, _isolated_home):
+    env = {"PATH": os.environ["PATH"], "EVALBATCH_HOME": str(_isolated_home)}
+    result = run_cli(["run", str(write_suite(tmp_path / "s")), "--sandbox", "--detach"], env)
+    assert result.code == 2
+    assert "--detach with --sandbox" in result.stderr
+
+
+# -- crashes ------------------------------------------------------------------------------------
+CRASH_POINTS = [
+    "submit.after_intent",  # intent committed, provider never called
+    "submit.after_create",  # provider created the batch; the handle never reached the store
+    "submit.after_handle",
+    "collect.mid_stream",  # some results stored, the rest not
+    "grade.after_plan",  # grading planned, nothing submitted
+    "submit.after_create.grade",  # the grading batch's create, handle lost
+    "collect.mid_stream:5",  # halfway through the grading results
+    "score.before",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_anywhere_then_collect_gives_the_same_scoreboard_and_no_duplicate_batch(
+    point, tmp_path, cli_env, sandbox, _isolated_home
+):
+    reference = _reference(tmp_path, cli_env, _isolated_home)
+    sandbox.stats(reset=True)
+    env = {**cli_env, "EVALBATCH_FAILPOINT": point, "EVALBATCH_INGEST_CHUNK": "3"}
+    crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
+    run_id = re.search(r"run (\S+): 12 cases", crashed.stderr).group(1)
+    if crashed.code == 0:  # the point lies past submission: the morning collect crashes there
+        crashed = run_cli(["collect", "--wait"], env)
+    assert crashed.code == -signal.SIGKILL, (crashed.code, crashed.stderr)
+
+    collected = run_cli(["collect", "--wait", "--json"], cli_env)
+    assert collected.code == 0, collected.stderr
+    assert json.loads(collected.stdout) == [{"run_id": run_id, "status": "done"}]
+
+    stats = sandbox.stats()
+    assert stats["batches_created"] == 2, stats  # one generate, one grade: nothing twice
+    assert stats["items_succeeded"] == 24
+    assert _scoreboard(_isolated_home, run_id) == reference
+    assert len(_results(_isolated_home, run_id)) == 24  # every paid result stored once
+
+
+# -- faults -------------------------------------------------------------------------------------
+class TestFaults:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(
+            responder=_rubric_responder,
+            seed=7,
+            faults=FaultConfig(
+                errored=0.05,
+                expired=0.02,
+                rate_429=0.1,
+                rate_529=0.05,
+                rate_500=0.05,
+                truncate_results=True,
+                retry_after_s=0.01,
+            ),
+        )
+
+    def test_every_case_ends_graded_or_with_an_explicit_terminal_error(
+        self, tmp_path, cli_env, sandbox, _isolated_home
+    ):
+        cases = [{"id": f"c{i}", "input": f"q{i} yes", "target": "yes"} for i in range(200)]
+        suite = _suite(tmp_path / "s")
+        suite_data = suite.read_text()
+        (tmp_path / "s" / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+        suite.write_text(suite_data)
+        result = run_cli(["run", str(suite), "--json"], cli_env, timeout=240)
+        assert result.code == 0, result.stderr
+        run_id = json.loads(result.stdout)["run"]["id"]
+        stats = sandbox.stats()
+        assert stats["items_errored"] > 0 and stats["items_expired"] > 0  # faults did happen
+        http_faults = sum(n for k, n in stats.items() if re.fullmatch(r"http \S+ (429|500|529)", k))
+        assert http_faults > 0
+        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
+            statuses = dict(
+                db.execute(
+                    "select status, count(*) from requests where run_id=? and step!='warm' "
+                    "group by status",
+                    (run_id,),
+                ).fetchall()
+            )
+            assert set(statuses) <= {"succeeded", "errored", "expired"}
+            assert sum(statuses.values()) == 400
+            # an item that failed for good says why
+            silent = db.execute(
+                "select count(*) from requests where run_id=? and status!='succeeded' "
+                "and last_error is null",
+                (run_id,),
+            ).fetchone()[0]
+            assert silent == 0
+            # every case has a verdict or an error from every grader
+            graded = db.execute(
+                "select count(*) from scores where run_id=? and (passed is not null or error "
+                "is not null)",
+                (run_id,),
+            ).fetchone()[0]
+            assert graded == 400
+            dupes = db.execute(
+                "select count(*) - count(distinct request_id) from results where run_id=?",
+                (run_id,),
+            ).fetchone()[0]
+            assert dupes == 0
+        # with 2 retries, 5% errored and 2% expired almost never fail three times in a row
+        assert statuses.get("succeeded", 0) >= 396
+
+
+# -- chunking -----------------------------------------------------------------------------------
+def test_a_step_is_split_to_the_provider_limits_with_valid_custom_ids(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    limits = tmp_path / "limits.toml"
+    limits.write_text("[anthropic]\nbatch_max_requests = 5\nbatch_max_bytes = 256000000\n")
+    env = {**cli_env, "EVALBATCH_LIMITS": str(limits)}
+    result = run_cli(["run", str(_suite(tmp_path / "s")), "--json"], env)
+    assert result.code == 0, result.stderr
+    run_id = json.loads(result.stdout)["run"]["id"]
+    assert sandbox.stats()["batches_created"] == 6  # 12 generate + 12 grade, 5 per batch
+    assert _scoreboard(_isolated_home, run_id) == _reference(tmp_path, cli_env, _isolated_home)
+    with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
+        sizes = [
+            n for (n,) in db.execute("select request_count from batches where run_id=?", (run_id,))
+        ]
+    assert sorted(sizes) == [2, 2, 5, 5, 5, 5]
+
+
+def test_byte_limit_splits_too(tmp_path, cli_env, sandbox, _isolated_home):
+    limits = tmp_path / "limits.toml"
+    limits.write_text("[anthropic]\nbatch_max_requests = 100000\nbatch_max_bytes = 400\n")
+    env = {**cli_env, "EVALBATCH_LIMITS": str(limits)}
+    result = run_cli(["run", str(write_suite(tmp_path / "s")), "--json"], env)
+    assert result.code == 0, result.stderr
+    assert sandbox.stats()["batches_created"] >= 2
+
+
+# -- leases -------------------------------------------------------------------------------------
+def test_a_second_collector_skips_a_run_that_is_being_advanced(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
+    crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
+    run_id = re.search(r"run (\S+): 12 cases", crashed.stderr).group(1)
+    engine = open_store(None)
+    live_holder = f"{socket.gethostname()}:{os.getpid()}:other"  # this test process: alive
+    assert leases.acquire(engine, run_id, live_holder) is None
+    skipped = run_cli(["collect", run_id, "--json"], cli_env)
+    assert skipped.code == 0, skipped.stderr
+    assert json.loads(skipped.stdout)[0]["status"] == "skipped"
+    assert "being advanced by" in skipped.stderr
+    leases.release(engine, run_id, live_holder)
+    done = run_cli(["collect", run_id, "--wait", "--json"], cli_env)
+    assert json.loads(done.stdout)[0]["status"] == "done"
+
+
+def test_a_lease_left_by_a_killed_process_does_not_block_collect(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
+    run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
+    engine = open_store(None)
+    with engine.connect() as conn:
+        (holder,) = conn.exec_driver_sql("select holder from leases").fetchone()
+    assert holder.startswith(socket.gethostname())  # the killed process's lease is still there
+    done = run_cli(["collect", "--wait", "--json"], cli_env)
+    assert json.loads(done.stdout)[0]["status"] == "done"
+
+
+# -- needs attention ----------------------------------------------------------------------------
+def test_an_unreachable_provider_puts_the_run_in_needs_attention(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    submitted = run_cli(
+        ["run", str(_suite(tmp_path / "s")), "--detach"],
+        {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"},
+    )
+    assert submitted.code == -signal.SIGKILL
+    dead = {**cli_env, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "EVALBATCH_UNREACHABLE_S": "0"}
+    for _ in range(2):
+        attempt = run_cli(["collect", "--json"], dead)
+        assert attempt.code == 0, attempt.stderr
+        assert "try again later" in json.loads(attempt.stdout)[0]["note"]
+    stuck = run_cli(["collect", "--json"], dead)
+    assert stuck.code == 3
+    entry = json.loads(stuck.stdout)[0]
+    assert entry["status"] == "needs_attention" and "unreachable" in entry["note"]
+    healed = run_cli(["collect", "--wait", "--json"], cli_env)  # the provider is back
+    assert json.loads(healed.stdout)[0]["status"] == "done"
