@@ -42,10 +42,9 @@ class BatchLimits:
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> BatchLimits:
         limits = catalog.limits.get("anthropic", {})
-        return cls(
-            int(limits.get("batch_max_requests", 100_000)),
-            int(limits.get("batch_max_bytes", 256_000_000)),
-        )
+        provider_max = int(limits.get("batch_max_requests", 100_000))
+        chunk = int(limits.get("batch_chunk_requests", provider_max))
+        return cls(min(provider_max, chunk), int(limits.get("batch_max_bytes", 256_000_000)))
 
 
 @dataclass
@@ -71,18 +70,22 @@ class BatchPath:
 
     def _pending_chunks(self, step: str) -> Iterator[list[tuple[int, str, dict[str, Any], int]]]:
         """Pending requests as chunks within the provider's limits, shared prefixes together."""
+        r = schema.requests.c
         with self.engine.connect() as conn:
             prefixes = load_prefixes(conn, self.run_id)
-            r = schema.requests.c
-            rows = conn.execute(
-                select(schema.requests)
-                .where(and_(r.run_id == self.run_id, r.step == step, r.status == "pending"))
-                .order_by(r.prefix_id, r.model, r.idx)
-            ).fetchall()
+            # Only the ids in order: the rows themselves are read a page at a time below, so
+            # memory stays flat however many requests are pending.
+            ids = list(
+                conn.execute(
+                    select(r.id)
+                    .where(and_(r.run_id == self.run_id, r.step == step, r.status == "pending"))
+                    .order_by(r.prefix_id, r.model, r.idx)
+                ).scalars()
+            )
         chunk: list[tuple[int, str, dict[str, Any], int]] = []
         size = 0
         envelope = len(b'{"requests":[]}')
-        for row in rows:
+        for row in self._rows_by_id(ids):
             params = build_params(row, prefixes, self.ttl, self.ingest.catalog)
             cid = custom_id(self.run_id, step, row.idx)
             item_bytes = len(orjson.dumps({"custom_id": cid, "params": params})) + 1
@@ -101,6 +104,18 @@ class BatchPath:
             size += item_bytes
         if chunk:
             yield chunk
+
+    def _rows_by_id(self, ids: list[int], page: int = 1000) -> Iterator[Any]:
+        for start in range(0, len(ids), page):
+            wanted = ids[start : start + page]
+            with self.engine.connect() as conn:
+                found = {
+                    row.id: row
+                    for row in conn.execute(
+                        select(schema.requests).where(schema.requests.c.id.in_(wanted))
+                    )
+                }
+            yield from (found[i] for i in wanted)
 
     def _submit_chunk(self, step: str, chunk: list[tuple[int, str, dict[str, Any], int]]) -> None:
         ids = [rid for rid, *_ in chunk]

@@ -269,27 +269,35 @@ def compare_runs(
     base_scores, new_scores = _scores(engine, base_id), _scores(engine, new_id)
     graders: list[GraderComparison] = []
     diffs: list[CaseDiff] = []
+    flaky: list[dict[str, Any]] = []
     for name in shared:
         pairs, values, errors, moved = [], [], 0, []
         for case_id in common:
-            for epoch in range(epochs):
-                b = base_scores.get((case_id, epoch, name))
-                n = new_scores.get((case_id, epoch, name))
-                if (
-                    b is None
-                    or n is None
-                    or b.error
-                    or n.error
-                    or b.passed is None
-                    or n.passed is None
-                ):
-                    errors += 1
-                    continue
-                pairs.append((bool(b.passed), bool(n.passed)))
-                if b.value is not None and n.value is not None:
-                    values.append((float(b.value), float(n.value)))
-                if b.passed != n.passed:
-                    moved.append((case_id, epoch, b, n))
+            b_eps = _valid(base_scores, case_id, name, epochs)
+            n_eps = _valid(new_scores, case_id, name, epochs)
+            if not b_eps or not n_eps:
+                errors += 1
+                continue
+            b_seen, n_seen = {bool(x.passed) for x in b_eps}, {bool(x.passed) for x in n_eps}
+            if len(b_seen) > 1 or len(n_seen) > 1:
+                # Its verdict varies across epochs: noise, reported apart, not a regression.
+                flaky.append(
+                    {
+                        "case_id": case_id,
+                        "grader": name,
+                        "base_passed": f"{sum(bool(x.passed) for x in b_eps)}/{len(b_eps)}",
+                        "new_passed": f"{sum(bool(x.passed) for x in n_eps)}/{len(n_eps)}",
+                    }
+                )
+                continue
+            b_pass, n_pass = b_seen.pop(), n_seen.pop()
+            pairs.append((b_pass, n_pass))  # one pair per case, however many epochs
+            b_vals = [float(x.value) for x in b_eps if x.value is not None]
+            n_vals = [float(x.value) for x in n_eps if x.value is not None]
+            if b_vals and n_vals:
+                values.append((sum(b_vals) / len(b_vals), sum(n_vals) / len(n_vals)))
+            if b_pass != n_pass:
+                moved.append((case_id, b_eps[0].epoch, b_eps[0], n_eps[0]))
         pf = compare_pass_fail(pairs)
         numeric = None
         if values and any(v not in (0.0, 1.0) for pair in values for v in pair):
@@ -325,7 +333,6 @@ def compare_runs(
     _attach_outputs(engine, base_id, new_id, diffs)
     only_base = sorted(set(base_cases) - set(new_cases))
     only_new = sorted(set(new_cases) - set(base_cases))
-    flaky = _flaky(new_scores, common) if new_info["epochs"] > 1 else []
     return Comparison(
         base_info,
         new_info,
@@ -376,13 +383,7 @@ def _attach_outputs(engine: Engine, base_id: str, new_id: str, diffs: list[CaseD
         d.new_output = new_out.get((d.case_id, d.epoch), "")
 
 
-def _flaky(scores: dict[tuple[str, int, str], Any], common: list[str]) -> list[dict[str, Any]]:
-    verdicts: dict[tuple[str, str], set[bool]] = {}
-    for (case_id, _epoch, grader), row in scores.items():
-        if row.passed is not None:
-            verdicts.setdefault((case_id, grader), set()).add(bool(row.passed))
-    return [
-        {"case_id": c, "grader": g}
-        for (c, g), seen in sorted(verdicts.items())
-        if len(seen) > 1 and c in set(common)
-    ]
+def _valid(scores: dict[tuple[str, int, str], Any], case_id: str, grader: str, epochs: int) -> list:
+    """The case's decided verdicts (no error) from this grader, one per epoch."""
+    rows = (scores.get((case_id, epoch, grader)) for epoch in range(epochs))
+    return [r for r in rows if r is not None and not r.error and r.passed is not None]

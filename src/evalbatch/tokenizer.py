@@ -24,14 +24,28 @@ def count_text(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-@dataclass(frozen=True)
 class Block:
-    """One content block of a request, in prefix order."""
+    """One content block of a request, in prefix order. Its digest (sha256 of the canonical
+    content, cache_control excluded) is computed only when a breakpoint needs it: most requests
+    have none, and counting tokens must stay cheap."""
 
-    where: str  # "tools[0]", "system[0]", "messages[2].content[0]"
-    tokens: int
-    digest: bytes  # sha256 of the block's canonical content (cache_control excluded)
-    cache_ttl: str | None  # "5m" / "1h" when the block carries a breakpoint
+    __slots__ = ("where", "tokens", "cache_ttl", "_content", "_role", "_digest")
+
+    def __init__(self, where: str, tokens: int, cache_ttl: str | None, content: Any, role: str):
+        self.where = where  # "tools[0]", "system[0]", "messages[2].content[0]"
+        self.tokens = tokens
+        self.cache_ttl = cache_ttl  # "5m" / "1h" when the block carries a breakpoint
+        self._content = content
+        self._role = role
+        self._digest: bytes | None = None
+
+    @property
+    def digest(self) -> bytes:
+        if self._digest is None:
+            c = self._content
+            payload = c.encode() if isinstance(c, str) else _canonical(c)
+            self._digest = hashlib.sha256(self._role.encode() + b"\x00" + payload).digest()
+        return self._digest
 
 
 def _canonical(value: Any) -> bytes:
@@ -56,13 +70,7 @@ def _block_tokens(block: Any) -> int:
 
 
 def _make(where: str, block: Any, prefix_role: str = "") -> Block:
-    payload = _canonical(block) if not isinstance(block, str) else block.encode()
-    return Block(
-        where=where,
-        tokens=_block_tokens(block),
-        digest=hashlib.sha256(prefix_role.encode() + b"\x00" + payload).digest(),
-        cache_ttl=_ttl(block),
-    )
+    return Block(where, _block_tokens(block), _ttl(block), block, prefix_role)
 
 
 def request_blocks(params: dict[str, Any]) -> list[Block]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import anthropic
+import orjson
 
 from ..errors import MissingCredentials, ProviderError
 from ..records import Outcome, Usage
@@ -48,36 +49,53 @@ def _info(batch: Any) -> BatchInfo:
     )
 
 
-def _usage(raw: Any, tier_default: str | None) -> Usage:
-    if raw is None:
+def _usage(raw: dict[str, Any] | None, tier_default: str | None) -> Usage:
+    """Usage from the wire form (a dict): the same code serves batch lines and sync messages."""
+    if not raw:
         return Usage()
-    creation = getattr(raw, "cache_creation", None)
-    total_write = raw.cache_creation_input_tokens or 0
-    write_1h = (creation.ephemeral_1h_input_tokens or 0) if creation is not None else 0
-    write_5m = (creation.ephemeral_5m_input_tokens or 0) if creation is not None else total_write
+    creation = raw.get("cache_creation") or None
+    total_write = raw.get("cache_creation_input_tokens") or 0
+    write_1h = (creation.get("ephemeral_1h_input_tokens") or 0) if creation else 0
+    write_5m = (creation.get("ephemeral_5m_input_tokens") or 0) if creation else total_write
     return Usage(
-        input_tokens=raw.input_tokens or 0,
-        output_tokens=raw.output_tokens or 0,
+        input_tokens=raw.get("input_tokens") or 0,
+        output_tokens=raw.get("output_tokens") or 0,
         cache_write_5m=write_5m,
         cache_write_1h=write_1h,
-        cache_read=raw.cache_read_input_tokens or 0,
-        service_tier=getattr(raw, "service_tier", None) or tier_default,
+        cache_read=raw.get("cache_read_input_tokens") or 0,
+        service_tier=raw.get("service_tier") or tier_default,
     )
 
 
 def _message_outcome(
-    custom_id: str, message: Any, tier: str | None, latency_ms: int | None
+    custom_id: str, message: dict[str, Any], tier: str | None, latency_ms: int | None
 ) -> Outcome:
-    text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+    text = "".join(
+        block.get("text", "")
+        for block in message.get("content") or []
+        if block.get("type") == "text"
+    )
     return Outcome(
         custom_id=custom_id,
         kind="succeeded",
-        model=message.model,
+        model=message.get("model"),
         text=text,
-        stop_reason=message.stop_reason,
-        usage=_usage(message.usage, tier),
+        stop_reason=message.get("stop_reason"),
+        usage=_usage(message.get("usage"), tier),
         latency_ms=latency_ms,
     )
+
+
+def _item_outcome(item: dict[str, Any]) -> Outcome:
+    """One line of a batch's results file."""
+    custom_id, result = item["custom_id"], item["result"]
+    kind = result["type"]
+    if kind == "succeeded":
+        return _message_outcome(custom_id, result["message"], "batch", None)
+    if kind == "errored":
+        err = (result.get("error") or {}).get("error") or {}
+        return _error_outcome(custom_id, err.get("type") or "api_error", err.get("message") or "")
+    return Outcome(custom_id=custom_id, kind=kind, retryable=kind == "expired")
 
 
 def _error_outcome(custom_id: str, error_type: str, message: str) -> Outcome:
@@ -179,32 +197,24 @@ class AnthropicProvider:
         return ids
 
     def iter_results(self, batch_id: str) -> Iterator[Outcome]:
+        """Stream the results file line by line. The SDK fetches it (auth, retries, results_url);
+        lines are decoded here with orjson, about 20x cheaper than building SDK models for
+        100,000 lines (benchmarks/scale.py)."""
+        results = self._client.messages.batches.with_streaming_response.results
         try:
-            for item in self._client.messages.batches.results(batch_id):
-                yield self._item_outcome(item)
+            with results(batch_id) as response:
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield _item_outcome(orjson.loads(line))
         except anthropic.AnthropicError as exc:
             raise _translate(exc, f"downloading results of batch {batch_id}") from exc
-        except ValueError as exc:  # a truncated line fails JSON decoding inside the SDK
+        except Exception as exc:
+            # A cut stream: a broken last line (ValueError) or the transport's own error (the
+            # SDK's HTTP library is its business). Collecting again is idempotent, so retry.
             raise ProviderError(
                 f"downloading results of batch {batch_id}: stream cut ({exc.__class__.__name__})",
                 retryable=True,
             ) from exc
-
-    @staticmethod
-    def _item_outcome(item: Any) -> Outcome:
-        result = item.result
-        kind = result.type
-        if kind == "succeeded":
-            return _message_outcome(item.custom_id, result.message, "batch", None)
-        if kind == "errored":
-            envelope = result.error
-            err = getattr(envelope, "error", None)
-            return _error_outcome(
-                item.custom_id,
-                getattr(err, "type", "api_error") or "api_error",
-                getattr(err, "message", "") or "",
-            )
-        return Outcome(custom_id=item.custom_id, kind=kind, retryable=kind == "expired")
 
     def cancel_batch(self, batch_id: str) -> BatchInfo:
         try:
@@ -233,7 +243,7 @@ class AnthropicProvider:
             outcome = _error_outcome(custom_id, "connection_error", str(_translate(exc, "sending")))
             return Outcome(**{**outcome.__dict__, "retryable": True})
         latency = int((time.monotonic() - started) * 1000)
-        return _message_outcome(custom_id, message, None, latency)
+        return _message_outcome(custom_id, message.model_dump(mode="json"), None, latency)
 
     def count_tokens(self, params: dict[str, Any]) -> int:
         allowed = {k: v for k, v in params.items() if k in ("model", "messages", "system", "tools")}

@@ -100,6 +100,14 @@ def render_text(cmp: Comparison) -> Group:
         parts.append(
             Text(f"… and {len(regressed) - MAX_CASES} more regressed (--format json lists all)")
         )
+    for f in cmp.flaky[:MAX_CASES]:
+        parts.append(
+            Text(
+                f"flaky: {f['case_id']} [{f['grader']}] passed {f['base_passed']} epochs in base, "
+                f"{f['new_passed']} in new",
+                style="yellow",
+            )
+        )
     return Group(*parts)  # type: ignore[arg-type]
 
 

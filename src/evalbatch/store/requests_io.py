@@ -41,10 +41,10 @@ def insert_planned(
     conn: Connection, run_id: str, planned: Iterable[PlannedRequest], start_idx: int = 0
 ) -> int:
     """Insert planned requests in chunks; returns how many. Shared prefixes are stored once."""
-    prefix_ids: dict[str, int] = {
-        row.sha256: row.id
+    prefix_ids: dict[str, tuple[int, int]] = {
+        row.sha256: (row.id, row.tokens)
         for row in conn.execute(
-            select(schema.prefixes.c.sha256, schema.prefixes.c.id).where(
+            select(schema.prefixes.c.sha256, schema.prefixes.c.id, schema.prefixes.c.tokens).where(
                 schema.prefixes.c.run_id == run_id
             )
         )
@@ -87,12 +87,13 @@ def insert_planned(
 
 
 def _prefix(
-    conn: Connection, run_id: str, req: PlannedRequest, known: dict[str, int]
+    conn: Connection, run_id: str, req: PlannedRequest, known: dict[str, tuple[int, int]]
 ) -> tuple[int, int]:
+    """(prefix id, tokens) of the request's system blocks, stored once per run."""
     blob = orjson.dumps(req.system, option=orjson.OPT_SORT_KEYS)
     sha = hashlib.sha256(blob).hexdigest()
-    tokens = count_request({"system": req.system})
     if sha not in known:
+        tokens = count_request({"system": req.system})
         result = conn.execute(
             schema.prefixes.insert().values(
                 run_id=run_id,
@@ -103,8 +104,8 @@ def _prefix(
                 tokens=tokens,
             )
         )
-        known[sha] = int(result.inserted_primary_key[0])  # type: ignore[index]
-    return known[sha], tokens
+        known[sha] = (int(result.inserted_primary_key[0]), tokens)  # type: ignore[index]
+    return known[sha]
 
 
 def load_prefixes(conn: Connection, run_id: str) -> dict[int, tuple[list[dict[str, Any]], int]]:
