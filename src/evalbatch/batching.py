@@ -259,6 +259,16 @@ class BatchPath:
                 .order_by(b.seq)
             ).fetchall()
 
+    def open_batches_any(self) -> bool:
+        """True while any batch of the run may still deliver results."""
+        with self.engine.connect() as conn:
+            b = schema.batches.c
+            return bool(
+                conn.execute(
+                    select(func.count()).where(and_(b.run_id == self.run_id, b.status.in_(OPEN)))
+                ).scalar()
+            )
+
     def poll(self, step: str) -> list[BatchInfo]:
         """Poll every open batch of ``step`` once and collect the ones that ended."""
         seen, failed = [], []
@@ -345,8 +355,17 @@ class BatchPath:
                 )
             ).fetchall()
         for row in rows:
-            info = self.provider.cancel_batch(row.provider_batch_id)
-            canceled += 1
+            try:
+                info = self.provider.cancel_batch(row.provider_batch_id)
+                canceled += 1
+            except ProviderError as exc:
+                if exc.retryable:
+                    raise
+                # It ended before the cancel reached it (a race, not an error): its results
+                # are collected like any other.
+                info = self.provider.get_batch(row.provider_batch_id)
+                if info.status != "ended":
+                    raise
             with self.engine.begin() as conn:
                 conn.execute(
                     update(schema.batches)

@@ -466,7 +466,7 @@ def cancel(
     engine = _store(db)
     run_id = _resolve_run(engine, run_id)
     runner = Runner(engine, run_id, open_provider)
-    canceled = 0
+    canceled, still_open = 0, False
     if runner.mode == "batch":
         path = BatchPath(
             engine,
@@ -476,12 +476,18 @@ def cancel(
             BatchLimits.from_catalog(runner.catalog),
         )
         canceled = path.cancel()
-    set_status(engine, run_id, "canceled")
+        still_open = path.open_batches_any()
+    # With batches still winding down, the run stays open as `canceling`: what they finished
+    # before the cancel is billed, so `collect` still stores it, then marks the run canceled.
+    status = "canceling" if still_open else "canceled"
+    set_status(engine, run_id, status)
     runner.close()
     if as_json:
-        _print_json({"run_id": run_id, "status": "canceled", "batches_canceled": canceled})
+        _print_json({"run_id": run_id, "status": status, "batches_canceled": canceled})
     else:
-        out.print(f"{run_id}: canceled ({canceled} batch(es) canceled at the provider)")
+        out.print(f"{run_id}: {status} ({canceled} batch(es) canceled at the provider)")
+        if still_open:
+            err.print(f"collect what they finished with: evalbatch collect {run_id}")
 
 
 def _register_sandbox() -> None:

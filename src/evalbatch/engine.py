@@ -128,6 +128,8 @@ class Runner:
             status = self._active_step()
             set_status(self.engine, self.run_id, status)
         try:
+            if status == "canceling":
+                return self._wind_down()
             if status == GENERATE and self._advance_step(GENERATE):
                 status = self._finish_generate()
                 failpoints.hit("grade.after_plan")
@@ -144,6 +146,16 @@ class Runner:
             set_status(self.engine, self.run_id, "needs_attention", str(exc))
             raise
         return status
+
+    def _wind_down(self) -> str:
+        """A canceled run: collect what its batches finished, then it is canceled."""
+        path = self._batch_path()
+        for step in (GENERATE, GRADE):
+            path.poll(step)
+        if path.open_batches(GENERATE) or path.open_batches(GRADE):
+            return "canceling"
+        set_status(self.engine, self.run_id, "canceled")
+        return "canceled"
 
     def _active_step(self) -> str:
         st = schema.steps.c

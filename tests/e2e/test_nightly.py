@@ -324,3 +324,32 @@ def test_an_unreachable_provider_puts_the_run_in_needs_attention(
     assert entry["status"] == "needs_attention" and "unreachable" in entry["note"]
     healed = run_cli(["collect", "--wait", "--json"], cli_env)  # the provider is back
     assert json.loads(healed.stdout)[0]["status"] == "done"
+
+
+# -- cancel -------------------------------------------------------------------------------------
+class TestCancel:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(responder=_rubric_responder, batch_latency=30.0)
+
+    def test_cancel_stops_the_batches_and_keeps_what_was_finished(
+        self, tmp_path, cli_env, sandbox, _isolated_home
+    ):
+        submitted = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], cli_env)
+        assert submitted.code == 0, submitted.stderr
+        run_id = submitted.stdout.strip()
+        canceled = run_cli(["cancel", run_id, "--json"], cli_env)
+        assert canceled.code == 0, canceled.stderr
+        assert json.loads(canceled.stdout) == {
+            "run_id": run_id,
+            "status": "canceling",
+            "batches_canceled": 1,
+        }
+        done = run_cli(["collect", "--wait", "--json"], cli_env)
+        assert json.loads(done.stdout) == [{"run_id": run_id, "status": "canceled"}]
+        stats = sandbox.stats()
+        assert stats["batches_created"] == 1  # canceled items are terminal: nothing resubmitted
+        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
+            kinds = db.execute("select kind, count(*) from results group by kind").fetchall()
+        assert kinds == [("canceled", 12)]
+        assert run_cli(["collect"], cli_env).stderr.strip() == "no open runs"
