@@ -18,6 +18,7 @@ from .records import Outcome
 from .store import schema
 from .store.requests_io import build_params, custom_id, load_prefixes
 
+_PAGE = 2000  # requests claimed and in memory at once
 _FLUSH_EVERY = 50
 _SLOW_ERRORS = ("rate_limit_error", "overloaded_error", "http_429", "http_529")
 
@@ -53,15 +54,15 @@ class SyncPath:
     def run(self, step: str) -> None:
         """Send every pending request of ``step``; rounds repeat while retries are due."""
         self._release_stale(step)
-        rounds = 0
+        retry_round = 0
         while True:
-            rows = self._claim(step)
+            rows, retrying = self._claim(step)
             if not rows:
                 return
-            if rounds:
-                time.sleep(min(2.0**rounds, 30.0))
+            if retrying:  # these failed before: back off before sending them again
+                retry_round += 1
+                time.sleep(min(2.0**retry_round, 30.0))
             asyncio.run(self._send_all(rows))
-            rounds += 1
 
     def _release_stale(self, step: str) -> None:
         """Queued sync requests with no batch belong to a process that died: send again."""
@@ -80,14 +81,17 @@ class SyncPath:
                 .values(status="pending")
             )
 
-    def _claim(self, step: str) -> list[tuple[str, dict[str, Any]]]:
+    def _claim(self, step: str) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+        """The next page of pending requests, marked queued; and whether any is a retry.
+        Fresh requests come first, so retries are sent together after a back-off."""
         with self.engine.begin() as conn:
             prefixes = load_prefixes(conn, self.run_id)
             r = schema.requests.c
             rows = conn.execute(
                 select(schema.requests)
                 .where(and_(r.run_id == self.run_id, r.step == step, r.status == "pending"))
-                .order_by(r.prefix_id, r.idx)
+                .order_by(r.attempts, r.prefix_id, r.idx)
+                .limit(_PAGE)
             ).fetchall()
             ids = [row.id for row in rows]
             for start in range(0, len(ids), 5000):
@@ -96,13 +100,14 @@ class SyncPath:
                     .where(r.id.in_(ids[start : start + 5000]))
                     .values(status="queued", attempts=r.attempts + 1)
                 )
-        return [
+        items = [
             (
                 custom_id(self.run_id, step, row.idx),
                 build_params(row, prefixes, self.ttl, self.ingest.catalog),
             )
             for row in rows
         ]
+        return items, any(row.attempts for row in rows)
 
     async def _send_all(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         limit = max(1, self.concurrency)

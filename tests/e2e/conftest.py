@@ -39,19 +39,24 @@ def sandbox(sandbox_config: SandboxConfig) -> Iterator[SandboxServer]:
         server.stop()
 
 
-@pytest.fixture
-def cli_env(sandbox: SandboxServer, _isolated_home: Path) -> dict[str, str]:
+def env_for(base_url: str, home: Path) -> dict[str, str]:
+    """The CLI's environment: this sandbox, this store, no real key, no colour."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
     env.update(
         {
-            "ANTHROPIC_BASE_URL": sandbox.base_url,
+            "ANTHROPIC_BASE_URL": base_url,
             "ANTHROPIC_API_KEY": "test-key",
-            "EVALBATCH_HOME": str(_isolated_home),
+            "EVALBATCH_HOME": str(home),
             "COLUMNS": "160",
             "NO_COLOR": "1",
         }
     )
     return env
+
+
+@pytest.fixture
+def cli_env(sandbox: SandboxServer, _isolated_home: Path) -> dict[str, str]:
+    return env_for(sandbox.base_url, _isolated_home)
 
 
 def run_cli(

@@ -8,7 +8,6 @@ changed run, and a run whose case set differs. Every command is the real CLI as 
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 
 from evalbatch.sandbox import SandboxConfig, SandboxServer
 
-from .conftest import CliResult, run_cli
+from .conftest import CliResult, env_for, run_cli
 from .suites import write_suite
 
 BASE_PROMPT = "Q: {{ input }}"
@@ -80,18 +79,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     server = SandboxServer(SandboxConfig(responder=f"script:{script}", batch_latency=0.0))
     server.start()
     try:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))
-        }
-        env.update(
-            {
-                "ANTHROPIC_BASE_URL": server.base_url,
-                "ANTHROPIC_API_KEY": "test-key",
-                "EVALBATCH_HOME": str(root / "home"),
-                "COLUMNS": "160",
-                "NO_COLOR": "1",
-            }
-        )
+        env = env_for(server.base_url, root / "home")
         suite = _write(root / "s", BASE_PROMPT)
         base, first = _run(env, suite)
         assert first.code == 0, first.stdout

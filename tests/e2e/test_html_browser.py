@@ -8,7 +8,6 @@ model answers three cases with script-injection attempts. `report --format html`
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from evalbatch.sandbox import SandboxConfig, SandboxServer
 from evalbatch.sandbox.responders import last_user_text
 
-from .conftest import run_cli
+from .conftest import env_for, run_cli
 from .suites import write_suite
 
 pytestmark = pytest.mark.browser
@@ -61,17 +60,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     server = SandboxServer(SandboxConfig(responder=_responder, batch_latency=0.0))
     server.start()
     try:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))
-        }
-        env.update(
-            {
-                "ANTHROPIC_BASE_URL": server.base_url,
-                "ANTHROPIC_API_KEY": "test-key",
-                "EVALBATCH_HOME": str(root / "home"),
-                "NO_COLOR": "1",
-            }
-        )
+        env = env_for(server.base_url, root / "home")
         ids = []
         for prompt in ("{{ input }}", NEW_PROMPT):
             suite = write_suite(

@@ -243,6 +243,22 @@ class TestFaults:
         # with 2 retries, 5% errored and 2% expired almost never fail three times in a row
         assert statuses.get("succeeded", 0) >= 396
 
+    def test_sync_mode_retries_through_429_529_and_500(
+        self, tmp_path, cli_env, sandbox, _isolated_home
+    ):
+        cases = [{"id": f"c{i}", "input": f"q{i} yes", "target": "yes"} for i in range(60)]
+        suite = write_suite(tmp_path / "s", cases=cases, mode="sync", retries=4)
+        result = run_cli(["run", str(suite), "--json"], cli_env, timeout=240)
+        assert result.code == 0, result.stderr
+        report = json.loads(result.stdout)
+        stats = sandbox.stats()
+        assert sum(n for k, n in stats.items() if re.fullmatch(r"http messages (429|500|529)", k))
+        assert report["cases_passed"] == 60  # every request got through in the end
+        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
+            (stored,) = db.execute("select count(distinct request_id) from results").fetchone()
+            (rows,) = db.execute("select count(*) from results").fetchone()
+        assert stored == rows == 60
+
 
 # -- chunking -----------------------------------------------------------------------------------
 def test_a_step_is_split_to_the_provider_limits_with_valid_custom_ids(

@@ -64,3 +64,8 @@ def print_plan(projection: Projection, per_month: int, console: Console) -> None
     console.print(f"output tokens: {projection.output_source}")
     if projection.warm_requests:
         console.print(f"cache warming: {projection.warm_requests} synchronous request(s) first")
+    elif any(x.cache_read_tokens for x in projection.lines):
+        console.print(
+            "prompt cache: assumes each shared prefix is written once, then read; a cold batch "
+            "processed in parallel writes it more often (cache: {warm: true} makes it exact)"
+        )
