@@ -73,7 +73,13 @@ def check_gate(engine: Engine, summary: Any, baseline: str | None) -> GateVerdic
     from .report.compare_render import verdict_line
 
     try:
-        cmp = compare_runs(engine, base_id, summary.run["id"])
+        cmp = compare_runs(
+            engine,
+            base_id,
+            summary.run["id"],
+            alpha=suite.gate.alpha,
+            min_effect=suite.gate.min_effect,
+        )
     except NotFound:
         raise
     verdict.baseline, verdict.comparison = base_id, cmp.verdict

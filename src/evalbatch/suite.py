@@ -80,6 +80,8 @@ class CacheSpec(_Model):
 class GateSpec(_Model):
     min_pass_rate: float | None = Field(None, ge=0.0, le=1.0)
     no_regression: bool = False
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)  # for no_regression / --baseline
+    min_effect: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class CasesSpec(_Model):
@@ -271,7 +273,13 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     data["grade"] = _grade(raw.get("grade") or [], loc)
     data["cache"] = _cache(raw.get("cache", "auto"), loc)
     if isinstance(raw.get("gate"), dict):
-        _check_keys(raw["gate"], ("min_pass_rate", "no_regression"), ("gate",), loc, "gate")
+        _check_keys(
+            raw["gate"],
+            ("min_pass_rate", "no_regression", "alpha", "min_effect"),
+            ("gate",),
+            loc,
+            "gate",
+        )
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:

@@ -47,6 +47,22 @@ def _scope_notes(cmp: Comparison) -> list[str]:
     return notes
 
 
+def numeric_lines(cmp: Comparison) -> list[str]:
+    """Graders with numeric scores (a rubric's 1-5): the paired mean difference, its seeded
+    bootstrap interval and the signed-rank p-value."""
+    out = []
+    for g in cmp.graders:
+        x = g.numeric
+        if not x:
+            continue
+        out.append(
+            f"{g.grader}: mean score {x['base_mean']:.2f} -> {x['new_mean']:.2f} "
+            f"({x['mean_diff']:+.2f}, 95% bootstrap CI [{x['ci_low']:+.2f}, {x['ci_high']:+.2f}], "
+            f"p={_p(x['p_value'])} by {x['test']}, n={x['n']})"
+        )
+    return out
+
+
 def render_text(cmp: Comparison) -> Group:
     style = {"regressed": "bold red", "improved": "bold green"}.get(cmp.verdict, "bold")
     parts: list[object] = [Text(verdict_line(cmp), style=style)]
@@ -87,6 +103,7 @@ def render_text(cmp: Comparison) -> Group:
             g.verdict,
         )
     parts.append(table)
+    parts.extend(Text(line) for line in numeric_lines(cmp))
     regressed = [c for c in cmp.cases if c.change == "regressed"]
     for d in regressed[:MAX_CASES]:
         parts.append(Text(f"regressed: {d.case_id} [{d.grader}]", style="red"))
@@ -126,6 +143,9 @@ def render_markdown(cmp: Comparison) -> str:
             f"{g.diff * 100:+.1f}pp | [{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}] | "
             f"{g.fixed} | {g.regressed} | {_p(g.p_adjusted)} | {g.verdict} |"
         )
+    numeric = numeric_lines(cmp)
+    if numeric:
+        lines += [""] + [f"- {line}" for line in numeric]
     if cmp.changes:
         lines += ["", "<details><summary>What changed in the manifest</summary>", ""]
         for change in cmp.changes:
