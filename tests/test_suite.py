@@ -11,7 +11,7 @@ import pytest
 from evalbatch.cases import iter_cases, scan_cases
 from evalbatch.errors import SuiteError
 from evalbatch.graders import build_grader
-from evalbatch.suite import load_suite
+from evalbatch.suite import display_path, load_suite
 
 BASE = """name: demo
 cases: cases.jsonl
@@ -194,6 +194,13 @@ def test_overrides_apply_before_validation(folder: Path) -> None:
         r"'mode'\?\)",
     ):
         load_suite(path, ["modee=sync"])
+
+
+def test_a_bad_override_is_blamed_on_the_flag_not_a_line(folder: Path) -> None:
+    path = _write(folder, BASE)
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, ["generate.max_tokens=0"])
+    assert err.value.where == f"{display_path(path)} (--set generate.max_tokens=0)"
 
 
 def test_cache_forms(folder: Path) -> None:

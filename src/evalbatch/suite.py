@@ -133,14 +133,19 @@ def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None)
 
 
 class _Located:
-    def __init__(self, display: str, lines: dict) -> None:
+    def __init__(self, display: str, lines: dict, overrides: dict | None = None) -> None:
         self.display, self.lines = display, lines
+        self.overrides: dict[tuple, str] = overrides or {}  # key path -> "--set key=value"
 
     def at(self, path: tuple) -> str:
-        while path and path not in self.lines:
+        """Where a key path came from: the file's line, or the --set flag that overrode it."""
+        while path:
+            if path in self.overrides:
+                return f"{self.display} ({self.overrides[path]})"
+            if path in self.lines:
+                return f"{self.display}:{self.lines[path]}"
             path = path[:-1]
-        line = self.lines.get(path)
-        return f"{self.display}:{line}" if line else self.display
+        return self.display
 
     def error(self, path: tuple, message: str) -> SuiteError:
         return SuiteError(message, where=self.at(path))
@@ -251,7 +256,14 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         raise SuiteError(
             f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
         ) from None
-    loc = _Located(display, _line_map(node))
+    loc = _Located(
+        display,
+        _line_map(node),
+        {
+            tuple(item.split("=", 1)[0].strip().split(".")): f"--set {item}"
+            for item in overrides or []
+        },
+    )
     if raw is None:
         raise SuiteError("the suite file is empty", where=display)
     if not isinstance(raw, dict):
