@@ -72,6 +72,14 @@ def test_report_breaks_cost_and_score_down_by_route_and_prefix(tmp_path, cli_env
     text = run_cli(["report", report["run"]["id"]], cli_env).stdout
     assert "By route" in text and "Prompt cache by shared prefix" in text
     assert "warning: generate.system" in text and "never hit the cache" in text
+    md = run_cli(["report", report["run"]["id"], "--format", "markdown"], cli_env).stdout
+    assert "| generate | difficulty=hard | claude-opus-5-5 | 3 |" in md
+    assert "> warning: generate.system" in md
+    out = tmp_path / "r.html"
+    run_cli(["report", report["run"]["id"], "--format", "html", "-o", str(out)], cli_env)
+    html = out.read_text()
+    assert "<h2>By route</h2>" in html and "<h2>Prompt cache by shared prefix</h2>" in html
+    assert "rule 1: tags contains &#39;safety&#39;" in html  # escaped like every value
 
 
 def test_cache_off_has_no_prefix_warnings(tmp_path, cli_env):

@@ -41,6 +41,16 @@ def render_markdown(engine: Engine, summary: RunSummary) -> str:
             f"| {c.step} | {c.model} | {c.mode} | {c.requests:,} | "
             f"{pct(c.cache_read_share)} | {usd(c.cost)} | {usd(c.sync_cost)} |"
         )
+    if len({r.route for r in summary.routes}) > 1:
+        lines += ["", "| step | route | model | requests | cost | pass rate |"]
+        lines += ["|---|---|---|---:|---:|---:|"]
+        for r in summary.routes:
+            rate = pct(r.pass_rate) if r.step == "generate" else ""
+            lines.append(
+                f"| {r.step} | {_cell(r.route)} | {r.model} | {r.requests:,} | {usd(r.cost)} | "
+                f"{rate} |"
+            )
+    lines += [f"\n> warning: {p.warning}" for p in summary.prefixes if p.warning]
     if summary.gate:
         state = "failed" if summary.gate_failed else "passed"
         lines += [
