@@ -62,3 +62,18 @@ def test_api_key_never_reaches_output_or_store(tmp_path, cli_env, _isolated_home
     assert "sk-ant-secret" not in result.stdout + result.stderr
     for path in _isolated_home.iterdir():
         assert b"sk-ant-secret" not in path.read_bytes()
+
+
+def test_api_key_stays_out_of_provider_errors(tmp_path, cli_env, _isolated_home):
+    submitted = run_cli(["run", str(write_suite(tmp_path / "s")), "--detach"], cli_env)
+    assert submitted.code == 0, submitted.stderr
+    env = {
+        **cli_env,
+        "ANTHROPIC_API_KEY": "sk-ant-secret-1234567890",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",  # nothing listens: every call fails
+    }
+    result = run_cli(["--debug", "collect"], env)
+    assert "provider error, try again later" in result.stdout
+    assert "sk-ant-secret" not in result.stdout + result.stderr
+    for path in _isolated_home.iterdir():
+        assert b"sk-ant-secret" not in path.read_bytes()

@@ -369,3 +369,30 @@ class TestCancel:
             kinds = db.execute("select kind, count(*) from results group by kind").fetchall()
         assert kinds == [("canceled", 12)]
         assert run_cli(["collect"], cli_env).stderr.strip() == "no open runs"
+
+
+# -- non-retryable item errors ------------------------------------------------------------------
+def test_an_invalid_request_is_terminal_at_once_with_the_providers_message(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    # evalbatch knows a model the provider (this sandbox) rejects: every item comes back
+    # `errored` with invalid_request_error, which no retry can fix.
+    models = tmp_path / "models.toml"
+    models.write_text(
+        '[models."claude-test-0"]\nstrength = 10\nmin_cache_tokens = 1024\n'
+        "max_output_tokens = 4096\n"
+    )
+    pricing = tmp_path / "pricing.toml"
+    pricing.write_text('[models."claude-test-0"]\ninput = 1.0\noutput = 1.0\n')
+    env = {**cli_env, "EVALBATCH_MODELS": str(models), "EVALBATCH_PRICING": str(pricing)}
+    suite = write_suite(tmp_path / "s", generate={"model": "claude-test-0"})
+    result = run_cli(["run", str(suite), "--json"], env)
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sandbox.stats()["batches_created"] == 1  # not resubmitted
+    assert report["outcomes"]["generate"] == {"errored": 4}
+    assert report["errors"][0]["error"] == (
+        "invalid_request_error: model: 'claude-test-0' is not a known model"
+    )
+    text = run_cli(["report", report["run"]["id"]], env).stdout
+    assert "is not a known model" in text
