@@ -193,3 +193,21 @@ def test_caches_are_per_api_key(sb) -> None:
     b = anthropic.Anthropic(base_url=sb.base_url, api_key="workspace-b")
     a.messages.create(**params)
     assert b.messages.create(**params).usage.cache_read_input_tokens == 0
+
+
+def test_streaming_is_refused_rather_than_answered_silently(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError, match="does not stream"):
+        client.messages.create(
+            model="claude-haiku-5-5", max_tokens=8, messages=_user("hi"), stream=True
+        )
+
+
+def test_a_stop_sequence_then_a_cut_reports_max_tokens_only(client: anthropic.Anthropic) -> None:
+    msg = client.messages.create(
+        model="claude-haiku-5-5",
+        max_tokens=2,
+        messages=_user("a b c d STOP e"),
+        stop_sequences=["STOP"],
+    )
+    assert (msg.stop_reason, msg.stop_sequence) == ("max_tokens", None)
+    assert msg.content[0].text == "a b"
