@@ -53,3 +53,6 @@ def test_flaky_cases_are_reported_apart_from_regressions(tmp_path, cli_env, sand
     text = run_cli(["compare", base, new], cli_env).stdout
     assert "flaky: c2 [contains]" in text
     assert "1 flaky case(s)" in text
+    out = tmp_path / "cmp.html"
+    run_cli(["compare", base, new, "--format", "html", "-o", str(out)], cli_env)
+    assert "c2 (contains): passed 3/3 epochs in base" in out.read_text()

@@ -33,9 +33,9 @@ def _wait(client: anthropic.Anthropic, batch_id: str, timeout: float = 10) -> ob
     raise AssertionError("batch did not end")
 
 
-def test_lifecycle_counts_move_at_once_and_results_decode(make_sandbox) -> None:
+def test_lifecycle_counts_move_at_once_and_results_decode(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=0.5)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     created = client.messages.batches.create(
         requests=[_req("a-1", "first"), _req("a-2", "second"), _req("bad", "x", temperature=0.2)]
     )
@@ -56,9 +56,9 @@ def test_lifecycle_counts_move_at_once_and_results_decode(make_sandbox) -> None:
     assert sb.stats()["batches_created"] == 1
 
 
-def test_results_come_shuffled(make_sandbox) -> None:
+def test_results_come_shuffled(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=0.0)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     batch = client.messages.batches.create(requests=[_req(f"r-{i}") for i in range(50)])
     _wait(client, batch.id)
     order = [r.custom_id for r in client.messages.batches.results(batch.id)]
@@ -79,17 +79,17 @@ def test_create_validation(client, requests: list, needle: str) -> None:
         client.messages.batches.create(requests=requests)
 
 
-def test_oversized_batch_is_413(make_sandbox) -> None:
+def test_oversized_batch_is_413(make_sandbox, new_client) -> None:
     sb = make_sandbox(max_batch_bytes=2000)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k", max_retries=0)
+    client = new_client(sb.base_url, max_retries=0)
     with pytest.raises(anthropic.APIStatusError) as info:
         client.messages.batches.create(requests=[_req(f"r{i}", "x" * 100) for i in range(20)])
     assert info.value.status_code == 413
 
 
-def test_list_is_newest_first_and_paginates(make_sandbox) -> None:
+def test_list_is_newest_first_and_paginates(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=0.0)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     ids = [client.messages.batches.create(requests=[_req("a")]).id for _ in range(5)]
     page = client.messages.batches.list(limit=2)
     assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more
@@ -103,9 +103,9 @@ def test_list_is_newest_first_and_paginates(make_sandbox) -> None:
     assert raw["first_id"] == ids[4] and raw["last_id"] == ids[3]
 
 
-def test_cancel_then_ended_with_canceled_items_and_delete(make_sandbox) -> None:
+def test_cancel_then_ended_with_canceled_items_and_delete(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=30)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     batch = client.messages.batches.create(requests=[_req("a"), _req("b")])
     with pytest.raises(anthropic.BadRequestError, match="cancel it"):
         client.messages.batches.delete(batch.id)
@@ -122,16 +122,16 @@ def test_cancel_then_ended_with_canceled_items_and_delete(make_sandbox) -> None:
         client.messages.batches.retrieve(batch.id)
 
 
-def test_expiry_of_unfinished_items(make_sandbox) -> None:
+def test_expiry_of_unfinished_items(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=5, expire_after=0.2)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     batch = client.messages.batches.create(requests=[_req("a"), _req("b")])
     assert _wait(client, batch.id).request_counts.expired == 2
 
 
-def test_items_in_a_batch_share_the_cache(make_sandbox) -> None:
+def test_items_in_a_batch_share_the_cache(make_sandbox, new_client) -> None:
     sb = make_sandbox(batch_latency=0.0)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     system = [
         {
             "type": "text",

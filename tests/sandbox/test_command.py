@@ -18,10 +18,12 @@ def test_serves_until_sigterm() -> None:
     try:
         line = proc.stdout.readline().strip()  # type: ignore[union-attr]
         assert line.startswith("listening on http://127.0.0.1:")
-        client = anthropic.Anthropic(base_url=line.removeprefix("listening on "), api_key="k")
-        msg = client.messages.create(
-            model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "ping"}]
-        )
+        with anthropic.Anthropic(base_url=line.removeprefix("listening on "), api_key="k") as c:
+            msg = c.messages.create(
+                model="claude-haiku-5-5",
+                max_tokens=5,
+                messages=[{"role": "user", "content": "ping"}],
+            )
         assert msg.content[0].text == "ping"
     finally:
         proc.send_signal(signal.SIGTERM)

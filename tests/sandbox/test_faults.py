@@ -23,14 +23,14 @@ BODY = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content"
         (500, anthropic.InternalServerError),
     ],
 )
-def test_sdk_retries_through_faults(make_sandbox, status: int, error: type) -> None:
+def test_sdk_retries_through_faults(make_sandbox, status: int, error: type, new_client) -> None:
     sb = make_sandbox(faults=FaultConfig(script=[status, status]))
-    retrying = anthropic.Anthropic(base_url=sb.base_url, api_key="k", max_retries=2)
+    retrying = new_client(sb.base_url, max_retries=2)
     assert retrying.messages.create(**BODY).content[0].text == "hi"
     stats = sb.stats()
     assert stats[f"http messages {status}"] == 2 and stats["http messages 200"] == 1
     sb2 = make_sandbox(faults=FaultConfig(script=[status]))
-    strict = anthropic.Anthropic(base_url=sb2.base_url, api_key="k", max_retries=0)
+    strict = new_client(sb2.base_url, max_retries=0)
     with pytest.raises(error):
         strict.messages.create(**BODY)
 
@@ -46,13 +46,13 @@ def test_429_carries_retry_after(make_sandbox) -> None:
     assert resp.json()["error"]["type"] == "rate_limit_error"
 
 
-def test_dropped_connection(make_sandbox) -> None:
+def test_dropped_connection(make_sandbox, new_client) -> None:
     sb = make_sandbox(faults=FaultConfig(script=[0]))
-    strict = anthropic.Anthropic(base_url=sb.base_url, api_key="k", max_retries=0)
+    strict = new_client(sb.base_url, max_retries=0)
     with pytest.raises(anthropic.APIConnectionError):
         strict.messages.create(**BODY)
     sb2 = make_sandbox(faults=FaultConfig(script=[0]))
-    retrying = anthropic.Anthropic(base_url=sb2.base_url, api_key="k", max_retries=2)
+    retrying = new_client(sb2.base_url, max_retries=2)
     assert retrying.messages.create(**BODY).content[0].text == "hi"
 
 
@@ -81,9 +81,9 @@ def _wait(client, batch_id):
     raise AssertionError("batch did not end")
 
 
-def test_errored_and_expired_item_rates(make_sandbox) -> None:
+def test_errored_and_expired_item_rates(make_sandbox, new_client) -> None:
     sb = make_sandbox(faults=FaultConfig(errored=0.2, expired=0.1), seed=3)
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     batch = client.messages.batches.create(
         requests=[{"custom_id": f"i{i}", "params": BODY} for i in range(200)]
     )
@@ -98,9 +98,9 @@ def test_errored_and_expired_item_rates(make_sandbox) -> None:
     assert types <= {"overloaded_error", "api_error"}
 
 
-def test_truncated_results_once_then_complete(make_sandbox) -> None:
+def test_truncated_results_once_then_complete(make_sandbox, new_client) -> None:
     sb = make_sandbox(faults=FaultConfig(truncate_results=True))
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k")
+    client = new_client(sb.base_url)
     batch = client.messages.batches.create(
         requests=[{"custom_id": f"i{i}", "params": BODY} for i in range(10)]
     )

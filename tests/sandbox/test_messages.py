@@ -56,14 +56,12 @@ def test_both_auth_styles_and_versions(sb, headers: dict) -> None:
     assert httpx2.post(f"{sb.base_url}/v1/messages", json=body, headers=headers).status_code == 200
 
 
-def test_sampling_params_rejected_only_under_new_version(sb, client) -> None:
+def test_sampling_params_rejected_only_under_new_version(sb, client, new_client) -> None:
     with pytest.raises(anthropic.BadRequestError, match="temperature"):
         client.messages.create(
             model=MODEL, max_tokens=5, messages=_user("hi"), extra_body={"temperature": 0.5}
         )
-    old = anthropic.Anthropic(
-        base_url=sb.base_url, api_key="k", default_headers={"anthropic-version": "2023-06-01"}
-    )
+    old = new_client(sb.base_url, default_headers={"anthropic-version": "2023-06-01"})
     msg = old.messages.create(
         model=MODEL, max_tokens=5, messages=_user("hi"), extra_body={"temperature": 0.5}
     )
@@ -158,10 +156,10 @@ def test_below_minimum_caches_nothing(client) -> None:
         assert usage.cache_creation_input_tokens == 0 and usage.cache_read_input_tokens == 0
 
 
-def test_ttl_expiry_with_a_fake_clock(make_sandbox) -> None:
+def test_ttl_expiry_with_a_fake_clock(make_sandbox, new_client) -> None:
     now = [1_000_000.0]
     sb = make_sandbox(clock=lambda: now[0])
-    client = anthropic.Anthropic(base_url=sb.base_url, api_key="k", max_retries=0)
+    client = new_client(sb.base_url, max_retries=0)
     params = {"model": MODEL, "max_tokens": 5, "system": _cached(LONG), "messages": _user("q")}
     assert client.messages.create(**params).usage.cache_creation_input_tokens > 0
     now[0] += 299
@@ -187,10 +185,10 @@ def test_concurrent_first_requests_all_write(make_sandbox) -> None:
     assert all(u.cache_creation_input_tokens > 0 and u.cache_read_input_tokens == 0 for u in usages)
 
 
-def test_caches_are_per_api_key(sb) -> None:
+def test_caches_are_per_api_key(sb, new_client) -> None:
     params = {"model": MODEL, "max_tokens": 5, "system": _cached(LONG), "messages": _user("q")}
-    a = anthropic.Anthropic(base_url=sb.base_url, api_key="workspace-a")
-    b = anthropic.Anthropic(base_url=sb.base_url, api_key="workspace-b")
+    a = new_client(sb.base_url, api_key="workspace-a")
+    b = new_client(sb.base_url, api_key="workspace-b")
     a.messages.create(**params)
     assert b.messages.create(**params).usage.cache_read_input_tokens == 0
 

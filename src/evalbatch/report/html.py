@@ -68,8 +68,8 @@ def render_html(engine: Engine, summary: RunSummary) -> str:
 
 
 def render_compare_html(cmp: Any) -> str:
-    from .compare_render import verdict_line
+    from .compare_render import numeric_lines, verdict_line
 
     return _ENV.get_template("compare.html.j2").render(
-        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp)
+        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp), numeric=numeric_lines(cmp)
     )
