@@ -3,9 +3,10 @@ client for the sync path. SDK exceptions become ProviderError here and nowhere e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -190,13 +191,15 @@ class AnthropicProvider:
 
     def batch_custom_ids(self, batch_id: str, limit: int = 5) -> list[str]:
         ids: list[str] = []
-        for outcome in self.iter_results(batch_id):
-            ids.append(outcome.custom_id)
-            if len(ids) >= limit:
-                break
+        # closing(): stopping early must close the streamed response now, not at GC
+        with contextlib.closing(self.iter_results(batch_id)) as outcomes:
+            for outcome in outcomes:
+                ids.append(outcome.custom_id)
+                if len(ids) >= limit:
+                    break
         return ids
 
-    def iter_results(self, batch_id: str) -> Iterator[Outcome]:
+    def iter_results(self, batch_id: str) -> Generator[Outcome, None, None]:
         """Stream the results file line by line. The SDK fetches it (auth, retries, results_url);
         lines are decoded here with orjson, about 20x cheaper than building SDK models for
         100,000 lines (benchmarks/scale.py)."""
