@@ -221,6 +221,8 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     scaled = p[order] * m / np.arange(1, m + 1)
     # The q-value of a rank is the smallest scaled p at that rank or any larger one.
     adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    # q >= p always holds in exact arithmetic; p * m / m can round one ulp below p.
+    adjusted = np.maximum(adjusted, p[order])
     out = np.empty(m)
     out[order] = np.clip(adjusted, 0.0, 1.0)
     return [float(q) for q in out]

@@ -79,6 +79,11 @@ def _results(home: Path, run_id: str) -> list[tuple]:
 _REFERENCE: list[list[tuple]] = []
 
 
+def _count(db: sqlite3.Connection, table: str, where: str, run_id: str) -> int:
+    query = f"select count(*) from {table} where run_id=? and {where}"
+    return int(db.execute(query, (run_id,)).fetchone()[0])
+
+
 def _reference(tmp_path: Path, env: dict[str, str], home: Path) -> list[tuple]:
     """The uninterrupted run's scoreboard (deterministic: computed once per session)."""
     if not _REFERENCE:
@@ -222,19 +227,11 @@ class TestFaults:
             assert set(statuses) <= {"succeeded", "errored", "expired"}
             assert sum(statuses.values()) == 400
             # an item that failed for good says why
-            silent = db.execute(
-                "select count(*) from requests where run_id=? and status!='succeeded' "
-                "and last_error is null",
-                (run_id,),
-            ).fetchone()[0]
-            assert silent == 0
+            silent = "status!='succeeded' and last_error is null"
+            assert _count(db, "requests", silent, run_id) == 0
             # every case has a verdict or an error from every grader
-            graded = db.execute(
-                "select count(*) from scores where run_id=? and (passed is not null or error "
-                "is not null)",
-                (run_id,),
-            ).fetchone()[0]
-            assert graded == 400
+            decided = "(passed is not null or error is not null)"
+            assert _count(db, "scores", decided, run_id) == 400
             dupes = db.execute(
                 "select count(*) - count(distinct request_id) from results where run_id=?",
                 (run_id,),
