@@ -27,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2  # two workers: the end-to-end tests mostly wait on processes
 
 docs: $(STAMP)
 	$(BIN)/cog -r docs/cli.md
