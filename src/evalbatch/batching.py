@@ -250,24 +250,14 @@ class BatchPath:
             )
 
     # -- poll and collect ------------------------------------------------------------------
-    def open_batches(self, step: str) -> Sequence[Any]:
+    def open_batches(self, step: str | None = None) -> Sequence[Any]:
+        """Batches that may still deliver results: of ``step``, or of every step."""
+        b = schema.batches.c
+        where = and_(b.run_id == self.run_id, b.status.in_(OPEN))
+        if step is not None:
+            where = and_(where, b.step == step)
         with self.engine.connect() as conn:
-            b = schema.batches.c
-            return conn.execute(
-                select(schema.batches)
-                .where(and_(b.run_id == self.run_id, b.step == step, b.status.in_(OPEN)))
-                .order_by(b.seq)
-            ).fetchall()
-
-    def open_batches_any(self) -> bool:
-        """True while any batch of the run may still deliver results."""
-        with self.engine.connect() as conn:
-            b = schema.batches.c
-            return bool(
-                conn.execute(
-                    select(func.count()).where(and_(b.run_id == self.run_id, b.status.in_(OPEN)))
-                ).scalar()
-            )
+            return conn.execute(select(schema.batches).where(where).order_by(b.seq)).fetchall()
 
     def poll(self, step: str) -> list[BatchInfo]:
         """Poll every open batch of ``step`` once and collect the ones that ended."""

@@ -265,7 +265,7 @@ def collect(
     engine = _store(db)
     ids = [_resolve_run(engine, r) for r in run_ids or []] or open_run_ids(engine)
     if budget is not None:
-        from .planning import set_budget
+        from .engine import set_budget
 
         for run_id in ids:
             set_budget(engine, run_id, budget)
@@ -459,34 +459,21 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a run's provider batches and mark it canceled."""
-    from .batching import BatchLimits, BatchPath
-    from .engine import Runner, set_status
+    from .engine import Runner
     from .providers import open_provider
 
     engine = _store(db)
     run_id = _resolve_run(engine, run_id)
     runner = Runner(engine, run_id, open_provider)
-    canceled, still_open = 0, False
-    if runner.mode == "batch":
-        path = BatchPath(
-            engine,
-            runner.provider,
-            runner.ingest,
-            runner.ttl,
-            BatchLimits.from_catalog(runner.catalog),
-        )
-        canceled = path.cancel()
-        still_open = path.open_batches_any()
-    # With batches still winding down, the run stays open as `canceling`: what they finished
-    # before the cancel is billed, so `collect` still stores it, then marks the run canceled.
-    status = "canceling" if still_open else "canceled"
-    set_status(engine, run_id, status)
-    runner.close()
+    try:
+        status, canceled = runner.cancel()
+    finally:
+        runner.close()
     if as_json:
         _print_json({"run_id": run_id, "status": status, "batches_canceled": canceled})
     else:
         out.print(f"{run_id}: {status} ({canceled} batch(es) canceled at the provider)")
-        if still_open:
+        if status == "canceling":
             err.print(f"collect what they finished with: evalbatch collect {run_id}")
 
 

@@ -209,13 +209,14 @@ def _grader_changes(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> li
 _PLACE_FIELDS = ("source", "line")
 
 
-def _cases(engine: Engine, run_id: str) -> dict[str, tuple[int, str]]:
+def _cases(engine: Engine, run_id: str) -> dict[str, tuple[int, dict[str, Any]]]:
+    """case id -> (index, what the case is); dicts compare by content."""
     c = schema.cases.c
     with engine.connect() as conn:
         out = {}
         for row in conn.execute(select(c.case_id, c.idx, c.data).where(c.run_id == run_id)):
             data = {k: v for k, v in orjson.loads(row.data).items() if k not in _PLACE_FIELDS}
-            out[row.case_id] = (row.idx, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode())
+            out[row.case_id] = (row.idx, data)
         return out
 
 
@@ -352,10 +353,12 @@ def compare_runs(
     )
 
 
-def _case_diffs(moved: list, grader: str, cases: dict[str, tuple[int, str]]) -> list[CaseDiff]:
+def _case_diffs(
+    moved: list, grader: str, cases: dict[str, tuple[int, dict[str, Any]]]
+) -> list[CaseDiff]:
     out = []
     for case_id, epoch, b, n in moved:
-        data = orjson.loads(cases[case_id][1])
+        data = cases[case_id][1]
         out.append(
             CaseDiff(
                 case_id,

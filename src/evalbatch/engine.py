@@ -63,6 +63,18 @@ def load_run(engine: Engine, run_id: str) -> RunState:
     )
 
 
+def set_budget(engine: Engine, run_id: str, budget_usd: float) -> None:
+    """A new spend limit for a run (after a budget stop put it in needs_attention)."""
+    with engine.begin() as conn:
+        raw = conn.execute(select(schema.runs.c.options).where(schema.runs.c.id == run_id)).scalar()
+        options = {**orjson.loads(raw or "{}"), "budget_usd": budget_usd}
+        conn.execute(
+            update(schema.runs)
+            .where(schema.runs.c.id == run_id)
+            .values(options=orjson.dumps(options).decode())
+        )
+
+
 def set_status(engine: Engine, run_id: str, status: str, error: str | None = None) -> None:
     values: dict[str, Any] = {"status": status, "updated_at": time.time(), "error": error}
     if status in TERMINAL:
@@ -152,10 +164,23 @@ class Runner:
         path = self._batch_path()
         for step in (GENERATE, GRADE):
             path.poll(step)
-        if path.open_batches(GENERATE) or path.open_batches(GRADE):
+        if path.open_batches():
             return "canceling"
         set_status(self.engine, self.run_id, "canceled")
         return "canceled"
+
+    def cancel(self) -> tuple[str, int]:
+        """Cancel the run's provider batches; returns (new status, batches canceled). With
+        batches still winding down the run stays open as `canceling`: what they finished before
+        the cancel is billed, so `collect` stores it, then marks the run canceled."""
+        canceled, still_open = 0, False
+        if self.mode == "batch":
+            path = self._batch_path()
+            canceled = path.cancel()
+            still_open = bool(path.open_batches())
+        status = "canceling" if still_open else "canceled"
+        set_status(self.engine, self.run_id, status)
+        return status, canceled
 
     def _active_step(self) -> str:
         st = schema.steps.c

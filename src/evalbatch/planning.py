@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from .caching import cache_ttl
@@ -135,15 +134,3 @@ def _insert_cases(conn: Any, run_id: str, suite: Suite) -> None:
             rows = []
     if rows:
         conn.execute(schema.cases.insert(), rows)
-
-
-def set_budget(engine: Engine, run_id: str, budget_usd: float) -> None:
-    """A new spend limit for a run (after a budget stop put it in needs_attention)."""
-    with engine.begin() as conn:
-        raw = conn.execute(select(schema.runs.c.options).where(schema.runs.c.id == run_id)).scalar()
-        options = {**orjson.loads(raw or "{}"), "budget_usd": budget_usd}
-        conn.execute(
-            update(schema.runs)
-            .where(schema.runs.c.id == run_id)
-            .values(options=orjson.dumps(options).decode())
-        )

@@ -58,22 +58,27 @@ def sandbox_config() -> SandboxConfig:
     return SandboxConfig(responder=_rubric_responder, batch_latency=0.0)
 
 
-def _scoreboard(home: Path, run_id: str) -> list[tuple]:
+def _query(home: Path, sql: str, run_id: str) -> list[tuple]:
     with sqlite3.connect(home / "evalbatch.db") as db:
-        return db.execute(
-            "select case_id, epoch, grader, passed, value, error from scores where run_id=? "
-            "order by case_id, grader",
-            (run_id,),
-        ).fetchall()
+        return db.execute(sql, (run_id,)).fetchall()
+
+
+def _scoreboard(home: Path, run_id: str) -> list[tuple]:
+    return _query(
+        home,
+        "select case_id, epoch, grader, passed, value, error from scores where run_id=? "
+        "order by case_id, grader",
+        run_id,
+    )
 
 
 def _results(home: Path, run_id: str) -> list[tuple]:
-    with sqlite3.connect(home / "evalbatch.db") as db:
-        return db.execute(
-            "select step, case_id, grader, kind, text, input_tokens, output_tokens, cost_usd "
-            "from results where run_id=? order by step, case_id, grader",
-            (run_id,),
-        ).fetchall()
+    return _query(
+        home,
+        "select step, case_id, grader, kind, text, input_tokens, output_tokens, cost_usd "
+        "from results where run_id=? order by step, case_id, grader",
+        run_id,
+    )
 
 
 _REFERENCE: list[list[tuple]] = []

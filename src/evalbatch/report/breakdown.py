@@ -50,8 +50,19 @@ class PrefixLine:
 
     @property
     def read_share(self) -> float:
+        return self._share(self.read)
+
+    @property
+    def written_share(self) -> float:
+        return self._share(self.written)
+
+    @property
+    def uncached_share(self) -> float:
+        return self._share(self.uncached)
+
+    def _share(self, tokens: int) -> float:
         total = self.read + self.written + self.uncached
-        return self.read / total if total else 0.0
+        return tokens / total if total else 0.0
 
 
 def route_lines(conn: Any, run_id: str) -> list[RouteLine]:

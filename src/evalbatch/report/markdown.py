@@ -41,7 +41,7 @@ def render_markdown(engine: Engine, summary: RunSummary) -> str:
             f"| {c.step} | {c.model} | {c.mode} | {c.requests:,} | "
             f"{pct(c.cache_read_share)} | {usd(c.cost)} | {usd(c.sync_cost)} |"
         )
-    if len({r.route for r in summary.routes}) > 1:
+    if summary.routed:
         lines += ["", "| step | route | model | requests | cost | pass rate |"]
         lines += ["|---|---|---|---:|---:|---:|"]
         for r in summary.routes:

@@ -83,6 +83,12 @@ class RunSummary:
         return sum(getattr(line, attr) for line in self.costs)
 
     @property
+    def routed(self) -> bool:
+        """True when some step sent requests down more than one route (worth a breakdown)."""
+        steps = {r.step for r in self.routes}
+        return len({(r.step, r.route) for r in self.routes}) > len(steps)
+
+    @property
     def gate_failed(self) -> bool:
         return bool(self.gate.get("failed"))
 
@@ -97,6 +103,8 @@ class RunSummary:
             raw["pass_rate"] = route.pass_rate
         for prefix, raw in zip(self.prefixes, data["prefixes"], strict=True):
             raw["read_share"] = prefix.read_share
+            raw["written_share"] = prefix.written_share
+            raw["uncached_share"] = prefix.uncached_share
         data["totals"] = {
             k: self.total(k)
             for k in ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
@@ -114,9 +122,9 @@ def summarize(engine: Engine, run_id: str) -> RunSummary:
         outcomes = _outcomes(conn, run_id)
         errors = _errors(conn, run_id)
         routes = route_lines(conn, run_id)
-        cache_off = state.suite.cache.mode == "off"
-        prefixes = prefix_lines(conn, run_id, load_catalog(), cache_off)
-        warming = warming_value(conn, run_id, load_catalog())
+        catalog = load_catalog()
+        prefixes = prefix_lines(conn, run_id, catalog, state.suite.cache.mode == "off")
+        warming = warming_value(conn, run_id, catalog)
     info = {
         "id": run.id,
         "suite": run.suite_name,

@@ -40,7 +40,7 @@ def render_text(summary: RunSummary) -> Group:
         parts.append(Text(f"needs attention: {run['error']}", style="bold red"))
     parts.append(_scoreboard(summary))
     parts.append(_costs(summary))
-    if len({(r.step, r.route) for r in summary.routes}) > len({r.step for r in summary.routes}):
+    if summary.routed:
         parts.append(_routes(summary))
     if summary.prefixes:
         parts.append(_prefixes(summary))
@@ -153,16 +153,15 @@ def _prefixes(summary: RunSummary) -> Table:
     for col in ("prefix", "hash", "model", "tokens", "requests", "read", "written", "uncached"):
         table.add_column(col, justify="left" if col in ("prefix", "hash", "model") else "right")
     for p in summary.prefixes:
-        total = p.read + p.written + p.uncached or 1
         table.add_row(
             p.source,
             p.sha256[:8],
             p.model,
             f"{p.tokens:,}",
             f"{p.requests:,}",
-            pct(p.read / total),
-            pct(p.written / total),
-            pct(p.uncached / total),
+            pct(p.read_share),
+            pct(p.written_share),
+            pct(p.uncached_share),
         )
     return table
 
