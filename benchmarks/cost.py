@@ -58,9 +58,9 @@ from typing import Any
 import yaml
 from sqlalchemy import and_, create_engine, func, select
 
+from evalbatch.catalog.tokenizer import count_text
 from evalbatch.sandbox import SandboxConfig, SandboxServer
 from evalbatch.store import schema
-from evalbatch.tokenizer import count_text
 
 SYSTEM_TOKENS = 3_000
 RUBRIC_TOKENS = 1_500

@@ -68,12 +68,12 @@ def driver(suite: Path) -> None:
     """The harness, phase by phase, printing one JSON line per phase."""
     from rich.console import Console
 
-    from evalbatch.engine import Runner, set_status
-    from evalbatch.planning import create_run, prepare
+    from evalbatch.plan.prepare import create_run, prepare
     from evalbatch.providers import open_provider
     from evalbatch.report.summary import summarize
     from evalbatch.report.text import print_text
-    from evalbatch.scoring import score_run
+    from evalbatch.run.engine import Runner, set_status
+    from evalbatch.run.scoring import score_run
     from evalbatch.store.db import open_store
 
     marks: list[tuple[str, float]] = []

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from evalbatch.caching import cache_ttl, with_breakpoint
-from evalbatch.catalog import load_catalog
+from evalbatch.catalog.models import load_catalog
+from evalbatch.plan.caching import cache_ttl, with_breakpoint
 
 
 def test_ttl_follows_mode_and_settings() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from evalbatch.catalog import load_catalog
+from evalbatch.catalog.models import load_catalog
 from evalbatch.errors import ConfigError
 
 

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from evalbatch.cli import app
 from evalbatch.errors import SuiteError
-from evalbatch.planning import prepare
-from evalbatch.suite import load_suite
+from evalbatch.plan.prepare import prepare
+from evalbatch.suite.load import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTIAL = "<!-- partial -->"

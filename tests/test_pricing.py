@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evalbatch.catalog import Catalog, load_catalog
+from evalbatch.catalog.models import Catalog, load_catalog
+from evalbatch.catalog.pricing import Cost, Ledger, counterfactuals, price_usage
 from evalbatch.errors import ConfigError
-from evalbatch.pricing import Cost, Ledger, counterfactuals, price_usage
 from evalbatch.records import Usage
 
 CATALOG = load_catalog()

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from evalbatch.catalog import load_catalog
+from evalbatch.catalog.models import load_catalog
+from evalbatch.plan.routing import Router, compile_rule
 from evalbatch.records import Case
-from evalbatch.routing import Router, compile_rule
 
 
 def _routing(**table: str) -> SimpleNamespace:

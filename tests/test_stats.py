@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from evalbatch.stats import (
+from evalbatch.analysis.stats import (
     benjamini_hochberg,
     compare_numeric,
     compare_pass_fail,

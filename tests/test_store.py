@@ -4,10 +4,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
-from evalbatch import leases
+from evalbatch.store import leases
 from evalbatch.store.db import _redact, open_store
 from evalbatch.store.migrations import apply_migrations, table_columns
-from evalbatch.store.requests_io import custom_id, parse_custom_id
+from evalbatch.store.requests import custom_id, parse_custom_id
 
 
 def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:

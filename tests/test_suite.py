@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evalbatch.cases import iter_cases, scan_cases
 from evalbatch.errors import SuiteError
 from evalbatch.graders import build_grader
-from evalbatch.suite import display_path, load_suite
+from evalbatch.suite.cases import iter_cases, scan_cases
+from evalbatch.suite.load import display_path, load_suite
 
 BASE = """name: demo
 cases: cases.jsonl

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evalbatch.tokenizer import breakpoints, count_request, count_text, request_blocks
+from evalbatch.catalog.tokenizer import breakpoints, count_request, count_text, request_blocks
 
 
 def test_count_text_words_and_punctuation() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from evalbatch import leases
 from evalbatch.sandbox import FaultConfig, SandboxConfig
+from evalbatch.store import leases
 from evalbatch.store.db import open_store
 
 from .conftest import run_cli

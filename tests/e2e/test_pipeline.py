@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from evalbatch.catalog import load_catalog
-from evalbatch.tokenizer import count_text
+from evalbatch.catalog.models import load_catalog
+from evalbatch.catalog.tokenizer import count_text
 
 from .conftest import run_cli
 from .suites import CASES, write_suite

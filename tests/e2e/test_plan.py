@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from evalbatch.catalog import load_catalog
+from evalbatch.catalog.models import load_catalog
+from evalbatch.catalog.tokenizer import count_text
 from evalbatch.sandbox import SandboxConfig
 from evalbatch.sandbox.responders import last_user_text
-from evalbatch.tokenizer import count_text
 
 from .conftest import run_cli
 from .suites import write_suite

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from evalbatch.catalog import load_catalog
-from evalbatch.tokenizer import count_text
+from evalbatch.catalog.models import load_catalog
+from evalbatch.catalog.tokenizer import count_text
 
 from .conftest import run_cli
 from .suites import write_suite

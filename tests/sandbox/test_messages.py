@@ -8,7 +8,7 @@ import anthropic
 import httpx2
 import pytest
 
-from evalbatch.tokenizer import count_request, count_text
+from evalbatch.catalog.tokenizer import count_request, count_text
 
 MODEL = "claude-sonnet-5-5"
 LONG = "shared policy text " * 200  # ~600 tokens: above Sonnet 5.5's 512 minimum

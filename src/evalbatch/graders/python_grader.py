@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..loader import load_file_module
 from ..records import Case, Score
+from ..usercode import load_file_module
 from .base import Grader
 
 

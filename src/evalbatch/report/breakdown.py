@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select
 
-from ..catalog import Catalog
+from ..catalog.models import Catalog
 from ..store import schema
 
 

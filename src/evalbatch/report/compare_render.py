@@ -11,7 +11,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import Comparison
+from ..analysis.compare import Comparison
 from ..errors import ConfigError
 from .text import pct
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..projection import Projection
+from ..plan.projection import Projection
 from .text import usd
 
 LABELS = {

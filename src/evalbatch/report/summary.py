@@ -10,8 +10,8 @@ import orjson
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Engine
 
-from ..catalog import load_catalog
-from ..engine import load_run
+from ..catalog.models import load_catalog
+from ..run.engine import load_run
 from ..store import schema
 from .breakdown import (
     PrefixLine,

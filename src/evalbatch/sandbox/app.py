@@ -208,7 +208,7 @@ class SandboxApp:
         return _json(message, headers=headers)
 
     async def count_tokens(self, request: Request) -> Response:
-        from ..tokenizer import count_request
+        from ..catalog.tokenizer import count_request
 
         _, version, failed = self._auth(request)
         if failed:

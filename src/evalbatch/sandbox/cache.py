@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog import Catalog
-from ..tokenizer import breakpoints, request_blocks
+from ..catalog.models import Catalog
+from ..catalog.tokenizer import breakpoints, request_blocks
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 

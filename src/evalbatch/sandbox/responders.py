@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import yaml
 
-from ..loader import load_file_module
+from ..usercode import load_file_module
 
 Responder = Callable[[dict[str, Any]], Any]
 

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ..catalog import load_catalog
-from ..tokenizer import _TOKEN, count_request
+from ..catalog.models import load_catalog
+from ..catalog.tokenizer import _TOKEN, count_request
 from .cache import PromptCache
 from .config import RateLimit, SandboxConfig
 from .responders import load_responder

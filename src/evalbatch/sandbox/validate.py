@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog import Catalog
+from ..catalog.models import Catalog
 
 NEW_VERSION = "2026-10-21"
 VERSIONS = ("2023-06-01", NEW_VERSION)

@@ -17,9 +17,9 @@ import orjson
 import typer
 from rich.table import Table
 
-from . import __version__
+from .. import __version__
+from ..errors import ConfigError, EvalbatchError, NotFound, ProviderError, RunNeedsAttention
 from .console import RichProgress, age, err, out
-from .errors import ConfigError, EvalbatchError, NotFound, ProviderError, RunNeedsAttention
 
 app = typer.Typer(
     add_completion=False,
@@ -60,7 +60,7 @@ def _print_json(data: Any) -> None:
 
 
 def _store(db: str | None) -> Any:
-    from .store.db import open_store
+    from ..store.db import open_store
 
     return open_store(db)
 
@@ -68,7 +68,7 @@ def _store(db: str | None) -> Any:
 def _resolve_run(engine: Any, run_id: str) -> str:
     if run_id != "latest":
         return run_id
-    from .report.history import list_runs
+    from ..report.history import list_runs
 
     runs = list_runs(engine, limit=1)
     if not runs:
@@ -78,12 +78,12 @@ def _resolve_run(engine: Any, run_id: str) -> str:
 
 @contextlib.contextmanager
 def _provider_factory(sandbox: bool, responder: str, batch_latency: float) -> Iterator[Any]:
-    from .providers import open_provider
+    from ..providers import open_provider
 
     if not sandbox:
         yield lambda: open_provider()
         return
-    from .sandbox import SandboxConfig, SandboxServer
+    from ..sandbox import SandboxConfig, SandboxServer
 
     server = SandboxServer(SandboxConfig(responder=responder, batch_latency=batch_latency))
     server.start()
@@ -141,10 +141,10 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a suite: plan, submit (batch or sync), collect, grade, score, report."""
-    from .engine import Runner
-    from .planning import create_run, prepare
-    from .report.summary import summarize
-    from .report.text import print_text
+    from ..plan.prepare import create_run, prepare
+    from ..report.summary import summarize
+    from ..report.text import print_text
+    from ..run.engine import Runner
 
     if mode not in (None, "batch", "sync"):
         raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
@@ -157,8 +157,8 @@ def run(
     engine = _store(db)
     budget = budget if budget is not None else prepared.suite.budget_usd
     if budget is not None:
-        from .errors import BudgetExceeded
-        from .projection import project
+        from ..errors import BudgetExceeded
+        from ..plan.projection import project
 
         projected = project(prepared, engine).total("plan")
         if projected > budget:
@@ -192,7 +192,7 @@ def run(
 def _finish(
     engine: Any, run_id: str, as_json: bool, print_text: Any, summarize: Any, baseline: str | None
 ) -> None:
-    from .gate import check_gate
+    from ..analysis.gate import check_gate
 
     summary = summarize(engine, run_id)
     verdict = check_gate(engine, summary, baseline)
@@ -223,16 +223,16 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Project tokens and cost per strategy before spending anything (no API calls)."""
-    from .planning import prepare
-    from .projection import project
-    from .report.plan_text import print_plan
+    from ..plan.prepare import prepare
+    from ..plan.projection import project
+    from ..report.plan_text import print_plan
 
     if count_tokens not in ("local", "api"):
         raise ConfigError(f"--count-tokens must be local or api (got {count_tokens!r})")
     prepared = prepare(suite, sets or [], mode)
     counter = None
     if count_tokens == "api":
-        from .providers import open_provider
+        from ..providers import open_provider
 
         counter = open_provider().count_tokens
     projection = project(prepared, _store(db), count_tokens=counter)
@@ -257,15 +257,15 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Advance pending runs once (poll, collect, submit grading, score). Safe from cron."""
-    from . import leases
-    from .engine import TERMINAL, Runner
-    from .providers import open_provider
-    from .report.history import open_run_ids
+    from ..providers import open_provider
+    from ..report.history import open_run_ids
+    from ..run.engine import TERMINAL, Runner
+    from ..store import leases
 
     engine = _store(db)
     ids = [_resolve_run(engine, r) for r in run_ids or []] or open_run_ids(engine)
     if budget is not None:
-        from .engine import set_budget
+        from ..run.engine import set_budget
 
         for run_id in ids:
             set_budget(engine, run_id, budget)
@@ -318,7 +318,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Where each run is: step, batches with provider ids, counts, age, expiry."""
-    from .report.history import open_run_ids, run_status
+    from ..report.history import open_run_ids, run_status
 
     engine = _store(db)
     ids = [_resolve_run(engine, run_id)] if run_id else open_run_ids(engine)
@@ -365,7 +365,7 @@ def report(
     db: DbOpt = None,
 ) -> None:
     """Report a stored run: scoreboard, cost by step and model, errors."""
-    from .report.render import render_report
+    from ..report.render import render_report
 
     engine = _store(db)
     _emit(render_report(engine, _resolve_run(engine, run_id), fmt), output)
@@ -392,8 +392,8 @@ def compare(
     db: DbOpt = None,
 ) -> None:
     """Paired comparison of two runs: what changed, regressions, p-values. Exit 1 on regression."""
-    from .compare import compare_runs
-    from .report.compare_render import render_comparison
+    from ..analysis.compare import compare_runs
+    from ..report.compare_render import render_comparison
 
     engine = _store(db)
     result = compare_runs(
@@ -427,8 +427,8 @@ def runs(
     """The scoreboard over time: suite, when, mode, manifest hash, score, cost."""
     from datetime import datetime
 
-    from .report.history import list_runs
-    from .report.text import pct, usd
+    from ..report.history import list_runs
+    from ..report.text import pct, usd
 
     items = list_runs(_store(db), suite, limit)
     if as_json:
@@ -459,8 +459,8 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a run's provider batches and mark it canceled."""
-    from .engine import Runner
-    from .providers import open_provider
+    from ..providers import open_provider
+    from ..run.engine import Runner
 
     engine = _store(db)
     run_id = _resolve_run(engine, run_id)
@@ -478,7 +478,7 @@ def cancel(
 
 
 def _register_sandbox() -> None:
-    from .sandbox.command import sandbox_command
+    from ..sandbox.command import sandbox_command
 
     app.command("sandbox", help="Serve the loopback Anthropic API simulator on 127.0.0.1.")(
         sandbox_command

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..records import Case
-from ..routing import Router
 from ..templates import render
-from . import GENERATE, PlannedRequest
+from .routing import Router
+from .steps import GENERATE, PlannedRequest
 
 
 def plan_generate(

@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from .cases import iter_cases
-from .graders.base import ModelGrader
-from .planning import Prepared
-from .pricing import counterfactuals
-from .records import Case, Usage
+from ..catalog.pricing import counterfactuals
+from ..catalog.tokenizer import breakpoints, count_request, request_blocks
+from ..graders.base import ModelGrader
+from ..records import Case, Usage
+from ..store import schema
+from ..suite.cases import iter_cases
+from .generate import plan_generate
+from .grade import plan_grade
+from .prepare import Prepared
 from .routing import Router
 from .steps import PlannedRequest
-from .steps.generate import plan_generate
-from .steps.grade import plan_grade
-from .store import schema
-from .tokenizer import breakpoints, count_request, request_blocks
 
 STRATEGIES = ("plan", "sync", "no_cache", "no_routing", "naive")
 LOCAL_ESTIMATE_NOTE = (

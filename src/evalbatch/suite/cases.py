@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import yaml
 
-from .errors import SuiteError
-from .graders.base import Grader
-from .records import Case
-from .suite import Suite, _did_you_mean, max_case_file_bytes, read_text
-from .templates import render
+from ..errors import SuiteError
+from ..graders.base import Grader
+from ..records import Case
+from ..templates import render
+from .load import Suite, _did_you_mean, max_case_file_bytes, read_text
 
 CASE_KEYS = ("id", "input", "vars", "target", "difficulty", "tags", "metadata")
 
@@ -115,7 +115,7 @@ def read_text_check(suite: Suite) -> None:
         raise SuiteError(f"cannot read: {exc.strerror}", where=spec.display) from None
     limit = max_case_file_bytes()
     if size > limit:
-        from .suite import _size
+        from .load import _size
 
         raise SuiteError(
             f"{_size(size)} is larger than the case-file limit of {_size(limit)} "

@@ -15,10 +15,10 @@ import orjson
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from .engine import load_run
-from .errors import InputError
+from ..errors import InputError
+from ..run.engine import load_run
+from ..store import schema
 from .stats import benjamini_hochberg, compare_numeric, compare_pass_fail, verdict
-from .store import schema
 
 RESULT_KEYS = (
     "generate",

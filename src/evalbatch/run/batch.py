@@ -17,13 +17,13 @@ import orjson
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Engine
 
+from ..catalog.models import Catalog
+from ..errors import ProviderError, RunNeedsAttention
+from ..providers.base import BatchInfo, Provider
+from ..store import schema
+from ..store.requests import build_params, custom_id, load_prefixes, parse_custom_id
 from . import failpoints
-from .catalog import Catalog
-from .errors import ProviderError, RunNeedsAttention
 from .ingest import IngestContext, record_outcomes
-from .providers.base import BatchInfo, Provider
-from .store import schema
-from .store.requests_io import build_params, custom_id, load_prefixes, parse_custom_id
 
 OPEN = ("in_progress", "canceling", "ended")
 # A batch the provider has not answered for about at least this long (and at least 3 polls in a

@@ -15,8 +15,8 @@ from typing import Any
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .catalog import Catalog
-from .records import Case
+from ..catalog.models import Catalog
+from ..records import Case
 
 _ENV = ImmutableSandboxedEnvironment()
 _CONTAINS = re.compile(r"""([\w.\[\]'"]+)\s+contains\s+('[^']*'|"[^"]*"|[\w.]+)""")

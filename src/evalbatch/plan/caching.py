@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import Catalog
+from ..catalog.models import Catalog
 
 
 def cache_ttl(mode: str, cache: Any) -> str | None:

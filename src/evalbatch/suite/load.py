@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .catalog import load_catalog
-from .errors import SuiteError
+from ..catalog.models import load_catalog
+from ..errors import SuiteError
 
 MAX_CASE_FILE_BYTES = 1 << 30
 TOP_KEYS = (
@@ -363,7 +363,7 @@ def _routing(raw: Any, loc: _Located) -> dict:
     rules = raw.get("rules") or []
     if not isinstance(rules, list):
         raise loc.error(("routing", "rules"), "routing.rules: a list of {when, model}")
-    from .routing import compile_rule
+    from ..plan.routing import compile_rule
 
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict) or set(rule) != {"when", "model"}:
@@ -380,7 +380,7 @@ def _routing(raw: Any, loc: _Located) -> dict:
 
 
 def _grade(raw: Any, loc: _Located) -> list[dict]:
-    from .graders import KNOWN_GRADERS
+    from ..graders import KNOWN_GRADERS
 
     if not isinstance(raw, list):
         raise loc.error(("grade",), 'grade: a list of graders, e.g. - contains: "{{ target }}"')
@@ -463,7 +463,7 @@ def _check_models(suite: Suite, loc: _Located) -> None:
 
 
 def _build_graders(suite: Suite, loc: _Located) -> None:
-    from .graders import build_grader
+    from ..graders import build_grader
 
     for spec in suite.grade:
         try:

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Engine
 
+from ..providers.base import Provider
+from ..records import Outcome
+from ..store import schema
+from ..store.requests import build_params, custom_id, load_prefixes
 from .ingest import IngestContext, record_outcomes
-from .providers.base import Provider
-from .records import Outcome
-from .store import schema
-from .store.requests_io import build_params, custom_id, load_prefixes
 
 _PAGE = 2000  # requests claimed and in memory at once
 _FLUSH_EVERY = 50

@@ -16,23 +16,23 @@ import orjson
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Engine
 
-from . import failpoints, leases
-from .batching import BatchLimits, BatchPath
-from .caching import cache_ttl
-from .catalog import Catalog, load_catalog
-from .errors import ProviderError, RunNeedsAttention
-from .graders import build_grader
-from .graders.base import Grader, ModelGrader
+from ..catalog.models import Catalog, load_catalog
+from ..errors import ProviderError, RunNeedsAttention
+from ..graders import build_grader
+from ..graders.base import Grader, ModelGrader
+from ..plan.caching import cache_ttl
+from ..plan.grade import Generated, plan_grade
+from ..plan.routing import Router
+from ..plan.steps import GENERATE, GRADE
+from ..providers.base import Provider
+from ..store import leases, schema
+from ..store.requests import insert_planned
+from ..suite.load import Suite
+from . import failpoints
+from .batch import BatchLimits, BatchPath
 from .ingest import IngestContext
 from .progress import NullProgress, Progress
-from .providers.base import Provider
-from .routing import Router
 from .scoring import case_from_row, score_run
-from .steps import GENERATE, GRADE
-from .steps.grade import Generated, plan_grade
-from .store import schema
-from .store.requests_io import insert_planned
-from .suite import Suite
 
 TERMINAL = ("done", "canceled", "needs_attention")
 ProviderFactory = Callable[[], Provider]
@@ -48,7 +48,7 @@ class RunState:
 
 
 def load_run(engine: Engine, run_id: str) -> RunState:
-    from .errors import NotFound
+    from ..errors import NotFound
 
     with engine.connect() as conn:
         row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
@@ -258,7 +258,7 @@ class Runner:
             )
 
     def _advance_sync(self, step: str) -> bool:
-        from .syncpath import SyncPath
+        from .sync import SyncPath
 
         total = self._count(step, ("pending", "queued"))
         self.progress.start_sync(step, total)

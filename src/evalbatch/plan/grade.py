@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..graders.base import ModelGrader
 from ..records import Case
-from ..routing import Router
-from . import GRADE, PlannedRequest, split_params
+from .routing import Router
+from .steps import GRADE, PlannedRequest, split_params
 
 # (case_idx, case, epoch, output text)
 Generated = tuple[int, Case, int, str]

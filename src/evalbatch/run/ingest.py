@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection, Engine
 
+from ..catalog.models import Catalog
+from ..catalog.pricing import counterfactuals
+from ..records import Outcome
+from ..store import schema
+from ..store.requests import parse_custom_id
 from . import failpoints
-from .catalog import Catalog
-from .pricing import counterfactuals
-from .records import Outcome
-from .store import schema
-from .store.requests_io import parse_custom_id
 
 _CHUNK = int(os.environ.get("EVALBATCH_INGEST_CHUNK", "1000"))  # rows per transaction
 TERMINAL = frozenset({"succeeded", "errored", "expired", "canceled"})

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from .catalog import Catalog, ModelPrices, PriceBand, load_catalog
-from .records import Usage
+from ..records import Usage
+from .models import Catalog, ModelPrices, PriceBand, load_catalog
 
 _PER_MILLION = 1_000_000.0
 

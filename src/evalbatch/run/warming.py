@@ -7,12 +7,12 @@ from __future__ import annotations
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from .catalog import Catalog
+from ..catalog.models import Catalog
+from ..plan.steps import WARM, PlannedRequest
+from ..providers.base import Provider
+from ..store import schema
+from ..store.requests import insert_planned, load_prefixes
 from .ingest import IngestContext
-from .providers.base import Provider
-from .steps import WARM, PlannedRequest
-from .store import schema
-from .store.requests_io import insert_planned, load_prefixes
 
 WARM_MESSAGE = "Reply with OK."
 
@@ -71,7 +71,7 @@ def plan_warm(engine: Engine, run_id: str, step: str, catalog: Catalog) -> int:
 def run_warm(
     engine: Engine, provider: Provider, ingest: IngestContext, ttl: str | None, concurrency: int
 ) -> None:
-    from .syncpath import SyncPath
+    from .sync import SyncPath
 
     sync_ingest = IngestContext(
         ingest.run_id, "sync", ingest.retries, ingest.strongest, ingest.catalog

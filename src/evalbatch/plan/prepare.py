@@ -14,19 +14,19 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from ..catalog.models import Catalog, load_catalog
+from ..graders import build_grader
+from ..graders.base import Grader, ModelGrader
+from ..records import Case
+from ..store import schema
+from ..store.requests import insert_planned
+from ..suite.cases import iter_cases, scan_cases
+from ..suite.load import Suite, load_suite
+from ..suite.manifest import Manifest, build_manifest
 from .caching import cache_ttl
-from .cases import iter_cases, scan_cases
-from .catalog import Catalog, load_catalog
-from .graders import build_grader
-from .graders.base import Grader, ModelGrader
-from .manifest import Manifest, build_manifest
-from .records import Case
+from .generate import plan_generate
 from .routing import Router
 from .steps import GENERATE
-from .steps.generate import plan_generate
-from .store import schema
-from .store.requests_io import insert_planned
-from .suite import Suite, load_suite
 
 _CASE_CHUNK = 2000
 

@@ -10,10 +10,10 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ..caching import with_breakpoint
-from ..catalog import Catalog
-from ..steps import GENERATE, GRADE, WARM, PlannedRequest
-from ..tokenizer import count_request
+from ..catalog.models import Catalog
+from ..catalog.tokenizer import count_request
+from ..plan.caching import with_breakpoint
+from ..plan.steps import GENERATE, GRADE, WARM, PlannedRequest
 from . import schema
 
 _CHUNK = 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from .providers.base import BatchInfo
+from ..providers.base import BatchInfo
 
 
 class Progress(Protocol):

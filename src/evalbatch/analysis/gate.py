@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from .errors import NotFound
-from .store import schema
+from ..errors import NotFound
+from ..store import schema
 
 
 @dataclass
@@ -52,7 +52,7 @@ def latest_comparable(engine: Engine, run_id: str) -> str | None:
 
 
 def check_gate(engine: Engine, summary: Any, baseline: str | None) -> GateVerdict:
-    from .engine import load_run
+    from ..run.engine import load_run
 
     verdict = GateVerdict()
     if summary.gate_failed:
@@ -69,8 +69,8 @@ def check_gate(engine: Engine, summary: Any, baseline: str | None) -> GateVerdic
     if base_id is None:
         verdict.lines.append("no comparable baseline run yet: regression check skipped")
         return verdict
+    from ..report.compare_render import verdict_line
     from .compare import compare_runs
-    from .report.compare_render import verdict_line
 
     try:
         cmp = compare_runs(

@@ -12,9 +12,9 @@ import orjson
 from sqlalchemy import and_, delete, select
 from sqlalchemy.engine import Connection, Engine
 
-from .graders.base import Grader, ModelGrader
-from .records import Case, Score
-from .store import schema
+from ..graders.base import Grader, ModelGrader
+from ..records import Case, Score
+from ..store import schema
 
 _PAGE = 1000
 

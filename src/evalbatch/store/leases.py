@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from .store import schema
+from . import schema
 
 LEASE_S = 600.0
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from . import __version__
-from .catalog import Catalog
-from .graders.base import Grader
+from .. import __version__
+from ..catalog.models import Catalog
+from ..graders.base import Grader
 
 
 @dataclass(frozen=True)
