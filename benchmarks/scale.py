@@ -68,11 +68,12 @@ def driver(suite: Path) -> None:
     """The harness, phase by phase, printing one JSON line per phase."""
     from rich.console import Console
 
-    from evalbatch.plan.prepare import create_run, prepare
+    from evalbatch.analysis.summary import summarize
+    from evalbatch.plan.prepare import prepare
     from evalbatch.providers import open_provider
-    from evalbatch.report.summary import summarize
     from evalbatch.report.text import print_text
-    from evalbatch.run.engine import Runner, set_status
+    from evalbatch.run.create import create_run
+    from evalbatch.run.engine import Runner
     from evalbatch.run.scoring import score_run
     from evalbatch.store.db import open_store
 
@@ -86,18 +87,18 @@ def driver(suite: Path) -> None:
         return now
 
     t = time.perf_counter()
-    engine = open_store(None)
+    store = open_store(None)
     prepared = prepare(suite)
-    run_id = create_run(engine, prepared, {"retries": 2, "concurrency": 16})
+    run_id = create_run(store, prepared, {"retries": 2, "concurrency": 16})
     t = mark("plan", t)
 
     class Timed(Runner):
-        def _finish_generate(self) -> str:
+        def _finish_generate(self) -> Any:
             nonlocal t
             t = mark("collect", t)
             return super()._finish_generate()
 
-    runner = Timed(engine, run_id, lambda: open_provider())
+    runner = Timed(store, run_id, lambda: open_provider())
     status = runner.advance()
     t = mark("submit", t)
     while status not in ("score", "done"):
@@ -108,12 +109,12 @@ def driver(suite: Path) -> None:
         if status in ("generate", "grade") and runner._advance_step(status):  # noqa: SLF001
             status = runner._finish_generate() if status == "generate" else "score"
             if status == "score":
-                set_status(engine, run_id, "score")
+                store.runs.set_status(run_id, "score")
     t = mark("grade", t)
-    score_run(engine, run_id, runner.graders, prepared.suite.epochs)
-    set_status(engine, run_id, "done")
+    score_run(store, run_id, runner.graders, prepared.suite.epochs)
+    store.runs.set_status(run_id, "done")
     t = mark("score", t)
-    summary = summarize(engine, run_id)
+    summary = summarize(store, run_id)
     print_text(summary, Console(file=io.StringIO(), width=120))
     mark("report", t)
     runner.close()

@@ -4,14 +4,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
-from evalbatch.store import leases
-from evalbatch.store.db import _redact, open_store
+from evalbatch.records import custom_id, parse_custom_id
+from evalbatch.store.db import open_store, redact
 from evalbatch.store.migrations import apply_migrations, table_columns
-from evalbatch.store.requests import custom_id, parse_custom_id
 
 
 def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}").engine
     with engine.begin() as conn:
         assert apply_migrations(conn) == []  # already applied at open
         cols = table_columns(conn)
@@ -41,7 +40,7 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
 
 
 def test_store_uses_wal(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    engine = open_store(f"sqlite:///{tmp_path / 's.db'}").engine
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -52,7 +51,7 @@ def test_default_store_lives_under_evalbatch_home(_isolated_home) -> None:
 
 
 def test_password_never_reaches_messages() -> None:
-    assert _redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
+    assert redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
 
 
 @given(
@@ -69,18 +68,18 @@ def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> N
 
 
 def test_lease_excludes_a_second_holder(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    assert leases.acquire(engine, "run1", "a") is None
-    assert leases.acquire(engine, "run1", "b") == "a"
-    assert leases.acquire(engine, "run1", "a") is None  # renew
-    leases.release(engine, "run1", "a")
-    assert leases.acquire(engine, "run1", "b") is None
+    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
+    assert leases.acquire("run1", "a") is None
+    assert leases.acquire("run1", "b").holder == "a"
+    assert leases.acquire("run1", "a") is None  # renew
+    leases.release("run1", "a")
+    assert leases.acquire("run1", "b") is None
 
 
 def test_expired_lease_can_be_taken(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
-    assert leases.acquire(engine, "run1", "a", ttl=-1) is None
-    assert leases.acquire(engine, "run1", "b") is None
+    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
+    assert leases.acquire("run1", "a", ttl=-1) is None
+    assert leases.acquire("run1", "b") is None
 
 
 def test_unused_engine_helper() -> None:

@@ -9,7 +9,8 @@ EvalbatchError                  every error evalbatch raises on purpose
 │   └── MissingCredentials       no API key; raised before anything is written
 ├── ProviderError       (exit 3) the provider failed after retries; state is kept
 ├── StoreError          (exit 3) the store cannot be opened or migrated
-└── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
+├── RunNeedsAttention   (exit 3) a run cannot advance without a person (e.g. a batch failed)
+└── RunLeased           (exit 3) another collector is advancing the run; this one skipped it
 """
 
 from __future__ import annotations
@@ -76,3 +77,18 @@ class StoreError(EvalbatchError):
 
 class RunNeedsAttention(EvalbatchError):
     exit_code = 3
+
+
+class RunLeased(EvalbatchError):
+    """Another collector holds the run's lease: this one skips it (nothing is wrong)."""
+
+    exit_code = 3
+
+    def __init__(self, run_id: str, holder: str, since: str | None) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        super().__init__(
+            f"run {run_id} is being collected by {holder}"
+            + (f" since {since}" if since else "")
+            + "; skipped"
+        )

@@ -1,16 +1,71 @@
-"""The domain records that cross module boundaries: Case, Usage, Outcome, Score.
+"""The domain vocabulary that crosses module boundaries: the closed sets (statuses, modes,
+steps) as types, and the records every layer speaks: Case, Prefix, PlannedRequest, BatchInfo,
+Usage, Outcome, Score.
 
-The vocabulary is the project's: a Suite has Cases; a Run has Steps (generate, grade); a Step
-sends Requests in Batches (or synchronously); each Request gets an Outcome; graders turn outputs
-into Scores.
+A Suite has Cases; a Run has Steps (generate, grade); a Step sends Requests in Batches (or
+synchronously); each Request gets an Outcome; graders turn outputs into Scores.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+import orjson
+
+# -- closed sets ------------------------------------------------------------------------------
+
+Mode = Literal["batch", "sync"]
+Step = Literal["generate", "grade", "warm"]
+RunStatus = Literal[
+    "generate", "grade", "score", "done", "canceling", "canceled", "needs_attention"
+]
+StepStatus = Literal["active", "done"]
+RequestStatus = Literal["pending", "queued", "succeeded", "errored", "expired", "canceled"]
 OutcomeKind = Literal["succeeded", "errored", "expired", "canceled"]
+# intent: written before the provider call; abandoned: the provider never saw it.
+BatchStatus = Literal[
+    "intent", "in_progress", "canceling", "ended", "collected", "abandoned", "failed"
+]
+ProviderBatchStatus = Literal["in_progress", "canceling", "ended"]
+
+MODES: Final[tuple[Mode, ...]] = ("batch", "sync")
+GENERATE: Final = "generate"
+GRADE: Final = "grade"
+WARM: Final = "warm"  # one synchronous request per shared prefix before a batch
+# A run in one of these has stopped moving; `collect` leaves done and canceled runs alone.
+TERMINAL_RUN: Final[frozenset[RunStatus]] = frozenset({"done", "canceled", "needs_attention"})
+CLOSED_RUN: Final[frozenset[RunStatus]] = frozenset({"done", "canceled"})
+# A request in one of these has its final Outcome stored; it is never sent again.
+FINAL_REQUEST: Final[frozenset[RequestStatus]] = frozenset(
+    {"succeeded", "errored", "expired", "canceled"}
+)
+# A batch in one of these may still deliver results.
+OPEN_BATCH: Final[frozenset[BatchStatus]] = frozenset({"in_progress", "canceling", "ended"})
+
+
+# -- custom ids ---------------------------------------------------------------------------------
+
+_STEP_LETTER: Final[dict[Step, str]] = {"generate": "g", "grade": "r", "warm": "w"}
+_LETTER_STEP: Final[dict[str, Step]] = {v: k for k, v in _STEP_LETTER.items()}
+
+
+def custom_id(run_id: str, step: Step, idx: int) -> str:
+    """``{run_id}-g{idx}`` (generate), ``-r`` (grade), ``-w`` (warm): always matches
+    ^[a-zA-Z0-9_-]{1,64}$ whatever the case ids are."""
+    return f"{run_id}-{_STEP_LETTER[step]}{idx}"
+
+
+def parse_custom_id(value: str) -> tuple[str, Step, int] | None:
+    """custom_id -> (run_id, step, idx), or None when it is not one of ours."""
+    run_id, _, tail = value.rpartition("-")
+    if not run_id or len(tail) < 2 or tail[0] not in _LETTER_STEP or not tail[1:].isdigit():
+        return None
+    return run_id, _LETTER_STEP[tail[0]], int(tail[1:])
+
+
+# -- records ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -39,6 +94,16 @@ class Case:
             "metadata": self.metadata,
         }
 
+    def to_json(self) -> str:
+        """The stored form: content plus where it came from."""
+        return orjson.dumps({**self.content(), "source": self.source, "line": self.line}).decode()
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Case:
+        raw = orjson.loads(data)
+        raw["tags"] = tuple(raw.get("tags") or ())
+        return cls(**raw)
+
     def context(self) -> dict[str, Any]:
         """Template variables: the case's fields, with ``vars`` merged at the top level."""
         ctx: dict[str, Any] = {
@@ -56,10 +121,64 @@ class Case:
         ctx.update(self.vars)
         return ctx
 
+    def shown_input(self) -> Any:
+        """What a report shows as the case's input: ``input``, else its ``vars``."""
+        return self.input if self.input is not None else self.vars
+
     def where(self, field_name: str | None = None) -> str:
         place = f"{self.source}:{self.line}" if self.line else self.source
         suffix = f"case {self.id!r}" + (f", field {field_name!r}" if field_name else "")
         return f"{place} ({suffix})" if place else suffix
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A shared system prefix (a system prompt, a rubric): the blocks without cache_control, its
+    content hash and its token count. Planned once per distinct text, stored once per run."""
+
+    blocks: tuple[dict[str, Any], ...]
+    tokens: int
+    source: str  # where it came from: "generate.system", "grade.rubric"...
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            digest = hashlib.sha256(self.canonical()).hexdigest()
+            object.__setattr__(self, "sha256", digest)
+
+    def canonical(self) -> bytes:
+        return orjson.dumps(list(self.blocks), option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """A Request before it is stored: what to send for one case, epoch and (grade) grader."""
+
+    step: Step
+    case_idx: int
+    case_id: str
+    epoch: int
+    grader: str | None
+    model: str
+    route: str  # why this model: "model", "difficulty=hard", "rule 1: tags contains ..."
+    prefix: Prefix | None
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    input_estimate: int = 0  # prompt tokens by the local tokenizer, prefix included
+    extra: dict[str, Any] | None = None  # other Messages params (stop_sequences...)
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """A provider batch as last seen. Times are epoch seconds."""
+
+    id: str
+    status: ProviderBatchStatus
+    counts: dict[str, int] = field(default_factory=dict)
+    created_at: float = 0.0
+    ended_at: float | None = None
+    expires_at: float | None = None
+    request_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from evalbatch.sandbox import FaultConfig, SandboxConfig
-from evalbatch.store import leases
 from evalbatch.store.db import open_store
 
 from .conftest import run_cli
@@ -297,14 +296,14 @@ def test_a_second_collector_skips_a_run_that_is_being_advanced(
     env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
     crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
     run_id = re.search(r"run (\S+): 12 cases", crashed.stderr).group(1)
-    engine = open_store(None)
+    store = open_store(None)
     live_holder = f"{socket.gethostname()}:{os.getpid()}:other"  # this test process: alive
-    assert leases.acquire(engine, run_id, live_holder) is None
+    assert store.leases.acquire(run_id, live_holder) is None
     skipped = run_cli(["collect", run_id, "--json"], cli_env)
     assert skipped.code == 0, skipped.stderr
     assert json.loads(skipped.stdout)[0]["status"] == "skipped"
-    assert "being advanced by" in skipped.stderr
-    leases.release(engine, run_id, live_holder)
+    assert f"is being collected by {socket.gethostname()}:{os.getpid()} since" in skipped.stderr
+    store.leases.release(run_id, live_holder)
     done = run_cli(["collect", run_id, "--wait", "--json"], cli_env)
     assert json.loads(done.stdout)[0]["status"] == "done"
 
@@ -314,7 +313,7 @@ def test_a_lease_left_by_a_killed_process_does_not_block_collect(
 ):
     env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
     run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
-    engine = open_store(None)
+    engine = open_store(None).engine
     with engine.connect() as conn:
         (holder,) = conn.exec_driver_sql("select holder from leases").fetchone()
     assert holder.startswith(socket.gethostname())  # the killed process's lease is still there

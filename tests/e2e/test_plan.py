@@ -195,7 +195,7 @@ def test_budget_above_the_projection_runs(tmp_path, cli_env, sandbox):
 
 
 def test_plan_prints_counterfactuals_savings_and_monthly_figures(tmp_path, cli_env):
-    from evalbatch.report.text import usd
+    from evalbatch.report.wording import usd
 
     suite = plan_suite(tmp_path / "s")
     plan = json.loads(run_cli(["plan", str(suite), "--json"], cli_env).stdout)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..providers.base import BatchInfo
+from ..records import BatchInfo
 
 
 def _console(stderr: bool = False) -> Console:

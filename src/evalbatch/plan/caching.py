@@ -35,3 +35,16 @@ def with_breakpoint(
     marked = [dict(block) for block in system]
     marked[-1]["cache_control"] = {"type": "ephemeral", "ttl": ttl}
     return marked
+
+
+WARM_MESSAGE = "Reply with OK."
+
+
+def warm_body(params: dict[str, Any]) -> dict[str, Any]:
+    """The one cheap synchronous request that writes a request's prefix into the cache."""
+    return {
+        "model": params["model"],
+        "max_tokens": 1,
+        "system": params["system"],
+        "messages": [{"role": "user", "content": WARM_MESSAGE}],
+    }

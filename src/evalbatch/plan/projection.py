@@ -13,20 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.engine import Engine
-
 from ..catalog.pricing import counterfactuals
 from ..catalog.tokenizer import breakpoints, count_request, request_blocks
 from ..graders.base import ModelGrader
-from ..records import Case, Usage
-from ..store import schema
+from ..records import Case, PlannedRequest, Usage
+from ..store.db import Store
 from ..suite.cases import iter_cases
-from .generate import plan_generate
-from .grade import plan_grade
+from .caching import warm_body
 from .prepare import Prepared
-from .routing import Router
-from .steps import PlannedRequest
+from .requests import GeneratedCase, plan_generate, plan_grade, planned_body
+
+# (step, case id, epoch, grader) -> (output tokens, text)
+History = dict[tuple[str, str, int, str | None], tuple[int, str]]
 
 STRATEGIES = ("plan", "sync", "no_cache", "no_routing", "naive")
 LOCAL_ESTIMATE_NOTE = (
@@ -143,53 +141,25 @@ class _CacheModel:
         )
 
 
-def _previous_outputs(engine: Engine | None, prepared: Prepared) -> tuple[dict, str | None]:
-    """(step, case_id, epoch, grader) -> (output tokens, text) from the newest comparable run."""
-    if engine is None:
+def _previous_outputs(store: Store | None, prepared: Prepared) -> tuple[History, str | None]:
+    """Output tokens and texts of the newest done run with the same manifest."""
+    if store is None:
         return {}, None
-    runs = schema.runs.c
-    with engine.connect() as conn:
-        run_id = conn.execute(
-            select(runs.id)
-            .where(and_(runs.manifest_hash == prepared.manifest.hash, runs.status == "done"))
-            .order_by(runs.id.desc())
-            .limit(1)
-        ).scalar()
-        if run_id is None:
-            return {}, None
-        res = schema.results.c
-        rows = conn.execute(
-            select(res.step, res.case_id, res.epoch, res.grader, res.output_tokens, res.text).where(
-                and_(res.run_id == run_id, res.kind == "succeeded")
-            )
-        )
-        return {
-            (r.step, r.case_id, r.epoch, r.grader): (r.output_tokens, r.text or "") for r in rows
-        }, str(run_id)
-
-
-WARM_MESSAGE = "Reply with OK."
-
-
-def warm_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The one cheap synchronous request that writes a prefix into the cache."""
-    return {
-        "model": params["model"],
-        "max_tokens": 1,
-        "system": params["system"],
-        "messages": [{"role": "user", "content": WARM_MESSAGE}],
-    }
+    run_id = store.runs.latest_done_of_manifest(prepared.manifest.hash)
+    if run_id is None:
+        return {}, None
+    return store.results.token_history(run_id), run_id
 
 
 def project(
     prepared: Prepared,
-    engine: Engine | None = None,
+    store: Store | None = None,
     *,
     count_tokens: Callable[[dict[str, Any]], int] | None = None,
 ) -> Projection:
     suite = prepared.suite
     batch = suite.mode == "batch"
-    previous, prev_run = _previous_outputs(engine, prepared)
+    previous, prev_run = _previous_outputs(store, prepared)
     lines: dict[tuple[str, str], ProjectionLine] = {}
     cache = _CacheModel(prepared)
     warm = batch and suite.cache.mode != "off" and suite.cache.warm
@@ -207,25 +177,24 @@ def project(
             line.costs[f"{name}:output"] = line.costs.get(f"{name}:output", 0.0) + value
 
     def account(req: PlannedRequest, output_tokens: int) -> None:
-        params = _params(req, prepared)
+        params = planned_body(req, prepared.ttl, prepared.catalog)
         if warm and "system" in params:
             points = breakpoints(params["model"], request_blocks(params))
             if points and points[-1].key not in warmed:
                 warmed.add(points[-1].key)
-                wp = warm_params(params)
+                wp = warm_body(params)
                 add("warm", req.model, cache.usage(wp, counter(wp), 1), False)
         add(req.step, req.model, cache.usage(params, counter(params), output_tokens), batch)
 
     model_graders = [g for g in prepared.graders if isinstance(g, ModelGrader)]
-    generated: list[tuple[int, Case, int, str]] = []
+    generated: list[GeneratedCase] = []
     for req, case in _generate_requests(prepared):
-        tokens, text = previous.get(
-            ("generate", req.case_id, req.epoch, None), (req.max_tokens, None)
-        )
+        found = previous.get(("generate", req.case_id, req.epoch, None))
+        tokens = found[0] if found else req.max_tokens
         account(req, tokens)
         if model_graders:
             generated.append(
-                (req.case_idx, case, req.epoch, text if text is not None else "tok " * tokens)
+                (req.case_idx, case, req.epoch, found[1] if found else "tok " * tokens)
             )
             if len(generated) >= 1000:
                 _grade(prepared, model_graders, generated, previous, account)
@@ -270,36 +239,29 @@ def _output_costs(
 
 
 def _generate_requests(prepared: Prepared) -> Iterator[tuple[PlannedRequest, Case]]:
-    for idx, case in enumerate(iter_cases(prepared.suite)):
-        for req in plan_generate(prepared.suite, [(idx, case)], prepared.router):
-            yield req, case
+    """Every generate request with its case, planned exactly as `run` plans them (the shared
+    prefix counted once, not per request)."""
+    current: list[Case] = []
+
+    def cases() -> Iterator[tuple[int, Case]]:
+        for idx, case in enumerate(iter_cases(prepared.suite)):
+            current[:] = [case]
+            yield idx, case
+
+    for req in plan_generate(prepared.suite, cases(), prepared.router):
+        yield req, current[0]
 
 
 def _grade(
     prepared: Prepared,
     graders: list[ModelGrader],
-    generated: list[tuple[int, Case, int, str]],
-    previous: dict,
+    generated: list[GeneratedCase],
+    previous: History,
     account: Callable[[PlannedRequest, int], None],
 ) -> None:
-    routers = {g.name: Router(g.model, prepared.suite.routing, prepared.catalog) for g in graders}
-    for req in plan_grade(graders, routers, generated):
+    # A pairwise baseline's outputs are unknown before the run: project with an empty one.
+    for req in plan_grade(graders, prepared.grade_routers(), generated, lambda *_: ""):
         tokens, _ = previous.get(
-            ("grade", req.case_id, req.epoch, req.grader), (req.max_tokens, None)
+            ("grade", req.case_id, req.epoch, req.grader), (req.max_tokens, "")
         )
         account(req, tokens)
-
-
-def _params(req: PlannedRequest, prepared: Prepared) -> dict[str, Any]:
-    from .caching import with_breakpoint
-
-    params: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens}
-    if req.system:
-        tokens = count_request({"system": req.system})
-        params["system"] = with_breakpoint(
-            req.system, tokens, req.model, prepared.ttl, prepared.catalog
-        )
-    params["messages"] = req.messages
-    if req.extra:
-        params.update(req.extra)
-    return params

@@ -7,42 +7,19 @@ case's fields, e.g. `tags contains 'safety'` or `metadata.lang == 'de'`), then t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2.exceptions import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from ..catalog.models import Catalog
 from ..records import Case
-
-_ENV = ImmutableSandboxedEnvironment()
-_CONTAINS = re.compile(r"""([\w.\[\]'"]+)\s+contains\s+('[^']*'|"[^"]*"|[\w.]+)""")
+from ..suite.rules import compile_rule
 
 
 @dataclass(frozen=True)
 class Route:
     model: str  # exact snapshot id
     reason: str  # "model", "rule 1: tags contains 'safety'", "difficulty=hard", "default"
-
-
-def compile_rule(when: str) -> Callable[[dict[str, Any]], bool]:
-    """Compile a `when:` expression; `A contains B` means B is in A. ValueError when invalid."""
-    source = _CONTAINS.sub(r"(\2 in \1)", when)
-    try:
-        expr = _ENV.compile_expression(source, undefined_to_none=True)
-    except TemplateError as exc:
-        raise ValueError(f"invalid routing rule {when!r}: {exc}") from exc
-
-    def evaluate(context: dict[str, Any]) -> bool:
-        try:
-            return bool(expr(**context))
-        except (TemplateError, TypeError):
-            return False
-
-    return evaluate
 
 
 class Router:

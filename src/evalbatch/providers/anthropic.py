@@ -14,8 +14,7 @@ import anthropic
 import orjson
 
 from ..errors import MissingCredentials, ProviderError
-from ..records import Outcome, Usage
-from .base import BatchInfo
+from ..records import BatchInfo, Outcome, Usage
 
 RETRYABLE_ERROR_TYPES = frozenset(
     {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}

@@ -7,23 +7,9 @@ above `providers/` knows which SDK raised.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..records import Outcome
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    """A provider batch as last seen. Times are epoch seconds."""
-
-    id: str
-    status: str  # "in_progress" | "canceling" | "ended"
-    counts: dict[str, int] = field(default_factory=dict)
-    created_at: float = 0.0
-    ended_at: float | None = None
-    expires_at: float | None = None
-    request_count: int = 0
+from ..records import BatchInfo, Outcome
 
 
 class Provider(Protocol):

@@ -7,12 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy.engine import Engine
 
-from .cases import iter_case_rows
-from .history import list_runs
-from .summary import RunSummary
-from .text import headline, pct, usd
+from ..analysis.compare import Comparison
+from ..analysis.summary import TOTAL_KEYS, RunReport
+from .wording import headline, numeric_lines, pct, usd
 
 _ENV = Environment(
     loader=PackageLoader("evalbatch", "report/templates"),
@@ -47,29 +45,23 @@ def bar_chart(items: list[tuple[str, float]], *, width: int = 520) -> list[dict[
     ]
 
 
-def render_html(engine: Engine, summary: RunSummary) -> str:
-    run = summary.run
-    history = list(reversed(list_runs(engine, str(run["suite"]), limit=30)))
-    done = [h for h in history if h["status"] == "done"]
+def render_html(report: RunReport) -> str:
+    summary = report.summary
+    done = [h for h in report.history if h.status == "done"]
     costs = [(f"{c.step} · {c.model}", c.cost) for c in summary.costs]
     return _ENV.get_template("run.html.j2").render(
         summary=summary,
-        run=run,
+        run=summary.run,
         headline=headline(summary),
-        rows=list(iter_case_rows(engine, str(run["id"]))),
-        pass_chart=line_chart([(h["id"], h["pass_rate"] or 0.0) for h in done], fmt=pct),
-        cost_chart=line_chart([(h["id"], h["cost_usd"]) for h in done], fmt=usd),
+        rows=list(report.rows),
+        pass_chart=line_chart([(h.id, h.pass_rate or 0.0) for h in done], fmt=pct),
+        cost_chart=line_chart([(h.id, h.cost_usd) for h in done], fmt=usd),
         cost_bars=bar_chart(costs),
-        totals={
-            k: summary.total(k)
-            for k in ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
-        },
+        totals={k: summary.total(k) for k in TOTAL_KEYS},
     )
 
 
-def render_compare_html(cmp: Any) -> str:
-    from .compare_render import numeric_lines, verdict_line
-
+def render_comparison_html(cmp: Comparison) -> str:
     return _ENV.get_template("compare.html.j2").render(
-        cmp=cmp, verdict=cmp.verdict, verdict_line=verdict_line(cmp), numeric=numeric_lines(cmp)
+        cmp=cmp, verdict=cmp.verdict, verdict_line=cmp.verdict_line(), numeric=numeric_lines(cmp)
     )

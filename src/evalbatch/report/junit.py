@@ -1,40 +1,65 @@
-"""JUnit XML: one testcase per case and grader, so CI systems show failures natively."""
+"""JUnit XML, so CI systems show failures natively: a run as one testcase per case and grader,
+a comparison as one testcase per grader plus one per regressed case."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 
-from sqlalchemy.engine import Engine
+from ..analysis.compare import Comparison
+from ..analysis.summary import RunSummary
+from ..store.records import CaseRow
+from .wording import p_value
 
-from .cases import iter_case_rows
-from .summary import RunSummary
 
-
-def render_junit(engine: Engine, summary: RunSummary) -> str:
+def render_junit(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
     run = summary.run
-    suite = ET.Element("testsuite", name=str(run["suite"]), id=str(run["id"]))
+    suite = ET.Element("testsuite", name=run.suite, id=run.id)
     tests = failures = errors = 0
-    for row in iter_case_rows(engine, str(run["id"])):
+    for row in rows:
         for score in row.scores:
             tests += 1
             name = row.case_id if row.epoch == 0 else f"{row.case_id}#epoch{row.epoch}"
             case = ET.SubElement(
-                suite, "testcase", classname=f"{run['suite']}.{score['grader']}", name=name
+                suite, "testcase", classname=f"{run.suite}.{score.grader}", name=name
             )
-            if score["error"]:
+            if score.error:
                 errors += 1
-                ET.SubElement(case, "error", message=str(score["error"])[:500]).text = str(
-                    score["error"]
-                )
-            elif not score["passed"]:
+                ET.SubElement(case, "error", message=score.error[:500]).text = score.error
+            elif not score.passed:
                 failures += 1
-                node = ET.SubElement(
-                    case, "failure", message=(score["explanation"] or "failed")[:500]
-                )
-                node.text = f"output:\n{row.output}\n\nexplanation:\n{score['explanation']}"
+                node = ET.SubElement(case, "failure", message=(score.explanation or "failed")[:500])
+                node.text = f"output:\n{row.output}\n\nexplanation:\n{score.explanation}"
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
+    root = ET.Element("testsuites", name="evalbatch")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_comparison_junit(cmp: Comparison) -> str:
+    suite = ET.Element("testsuite", name=f"compare {cmp.base['suite']}")
+    regressed = {(c.case_id, c.epoch, c.grader): c for c in cmp.cases if c.change == "regressed"}
+    tests = 0
+    for g in cmp.graders:
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname="evalbatch.compare", name=g.grader)
+        if g.verdict == "regressed":
+            ET.SubElement(
+                case,
+                "failure",
+                message=f"{g.grader} regressed: {g.diff * 100:+.1f}pp, p={p_value(g.p_adjusted)}",
+            )
+    for (case_id, epoch, grader), d in regressed.items():
+        tests += 1
+        name = case_id if epoch == 0 else f"{case_id}#epoch{epoch}"
+        case = ET.SubElement(suite, "testcase", classname=f"evalbatch.compare.{grader}", name=name)
+        node = ET.SubElement(case, "failure", message=(d.new_explanation or "regressed")[:500])
+        node.text = f"base output:\n{d.base_output}\n\nnew output:\n{d.new_output}"
+    suite.set("tests", str(tests))
+    suite.set("failures", str(sum(1 for _ in suite.iter("failure"))))
     root = ET.Element("testsuites", name="evalbatch")
     root.append(suite)
     ET.indent(root)

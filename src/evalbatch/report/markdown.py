@@ -1,12 +1,14 @@
-"""Markdown, sized for a pull-request comment: headline, scoreboard, cost, the first failures."""
+"""Markdown, sized for a pull-request comment: a run's headline, scoreboard, cost and first
+failures; a comparison's verdict, per-grader table, manifest diff and regressed cases."""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+from collections.abc import Iterable
 
-from .cases import iter_case_rows
-from .summary import RunSummary
-from .text import headline, pct, usd
+from ..analysis.compare import Comparison
+from ..analysis.summary import RunSummary
+from ..store.records import CaseRow
+from .wording import MAX_CASES, headline, numeric_lines, p_value, pct, scope_notes, usd
 
 MAX_FAILURES = 10
 
@@ -16,13 +18,13 @@ def _cell(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_markdown(engine: Engine, summary: RunSummary) -> str:
+def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
     run = summary.run
     lines = [
-        f"### evalbatch: {run['suite']} — {pct(summary.pass_rate)} passed",
+        f"### evalbatch: {run.suite} — {pct(summary.pass_rate)} passed",
         "",
-        f"**{headline(summary)}** · run `{run['id']}` · mode {run['mode']} · "
-        f"manifest `{run['manifest_hash'][:12]}` · {run['cases']} cases",
+        f"**{headline(summary)}** · run `{run.id}` · mode {run.mode} · "
+        f"manifest `{run.manifest_hash[:12]}` · {run.cases} cases",
         "",
         "| grader | type | pass rate | passed | failed | errors |",
         "|---|---|---:|---:|---:|---:|",
@@ -55,10 +57,10 @@ def render_markdown(engine: Engine, summary: RunSummary) -> str:
         state = "failed" if summary.gate_failed else "passed"
         lines += [
             "",
-            f"Gate: pass rate {pct(summary.gate['pass_rate'])} vs minimum "
-            f"{pct(summary.gate['min_pass_rate'])}: **{state}**",
+            f"Gate: pass rate {pct(summary.gate.pass_rate)} vs minimum "
+            f"{pct(summary.gate.min_pass_rate)}: **{state}**",
         ]
-    failing = [row for row in iter_case_rows(engine, str(run["id"])) if row.status != "pass"]
+    failing = [row for row in rows if row.status != "pass"]
     if failing:
         lines += [
             "",
@@ -69,13 +71,58 @@ def render_markdown(engine: Engine, summary: RunSummary) -> str:
         ]
         for row in failing[:MAX_FAILURES]:
             for s in row.scores:
-                if not s["passed"]:
+                if not s.passed:
                     lines.append(
-                        f"| {_cell(row.case_id)} | {s['grader']} | "
+                        f"| {_cell(row.case_id)} | {s.grader} | "
                         f"{_cell(row.output, 80)} | "
-                        f"{_cell(s['error'] or s['explanation'])} |"
+                        f"{_cell(s.error or s.explanation)} |"
                     )
         if len(failing) > MAX_FAILURES:
             lines.append(f"| … {len(failing) - MAX_FAILURES} more | | | |")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def render_comparison_markdown(cmp: Comparison) -> str:
+    icon = {"regressed": "🔴", "improved": "🟢"}.get(cmp.verdict, "⚪")
+    lines = [f"### {icon} evalbatch compare: {cmp.verdict}", "", cmp.verdict_line(), ""]
+    lines += [f"> {n}" for n in scope_notes(cmp)]
+    lines += [
+        "",
+        "| grader | n | base | new | diff | 95% CI | fixed | regressed | p | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for g in cmp.graders:
+        lines.append(
+            f"| {g.grader} | {g.n} | {pct(g.base_rate)} | {pct(g.new_rate)} | "
+            f"{g.diff * 100:+.1f}pp | [{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}] | "
+            f"{g.fixed} | {g.regressed} | {p_value(g.p_adjusted)} | {g.verdict} |"
+        )
+    numeric = numeric_lines(cmp)
+    if numeric:
+        lines += [""] + [f"- {line}" for line in numeric]
+    if cmp.changes:
+        lines += ["", "<details><summary>What changed in the manifest</summary>", ""]
+        for change in cmp.changes:
+            lines.append(f"- `{change.key}`: {change.summary}")
+            if change.diff:
+                lines += ["", "```diff", change.diff.rstrip()[:3000], "```", ""]
+        lines += ["</details>"]
+    regressed = [c for c in cmp.cases if c.change == "regressed"]
+    if regressed:
+        lines += [
+            "",
+            f"<details><summary>{len(regressed)} regressed case(s)</summary>",
+            "",
+            "| case | grader | base output | new output | why |",
+            "|---|---|---|---|---|",
+        ]
+        for d in regressed[:MAX_CASES]:
+            lines.append(
+                f"| {_cell(d.case_id, 100)} | {d.grader} | {_cell(d.base_output, 100)} | "
+                f"{_cell(d.new_output, 100)} | {_cell(d.new_explanation, 100)} |"
+            )
+        if len(regressed) > MAX_CASES:
+            lines.append(f"\n… and {len(regressed) - MAX_CASES} more (see the JSON or HTML report)")
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..plan.projection import Projection
-from .text import usd
+from .wording import usd
 
 LABELS = {
     "plan": "this plan (mode, routing, cache as configured)",

@@ -1,30 +1,16 @@
-"""The terminal report: one headline a manager reads, the scoreboard, the cost table."""
+"""The terminal rendering: a run's headline, scoreboard and cost tables, and a comparison's
+verdict, manifest diff and per-grader table. Pure functions of records."""
 
 from __future__ import annotations
 
 from rich.console import Console, Group
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from .summary import RunSummary
-
-
-def usd(value: float) -> str:
-    if value == 0:
-        return "$0.00"
-    if abs(value) < 0.01:
-        return f"${value:.4f}"
-    return f"${value:,.2f}"
-
-
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def headline(summary: RunSummary) -> str:
-    cost, naive = summary.total("cost"), summary.total("naive_cost")
-    saved = (1 - cost / naive) if naive else 0.0
-    return f"cost {usd(cost)} — naive {usd(naive)} — saved {saved * 100:.0f}%"
+from ..analysis.compare import Comparison
+from ..analysis.summary import RunSummary
+from .wording import MAX_CASES, headline, numeric_lines, p_value, pct, scope_notes, usd
 
 
 def render_text(summary: RunSummary) -> Group:
@@ -32,12 +18,12 @@ def render_text(summary: RunSummary) -> Group:
     parts: list[object] = [
         Text(headline(summary), style="bold"),
         Text(
-            f"run {run['id']}  suite {run['suite']}  mode {run['mode']}  status {run['status']}"
-            f"  manifest {run['manifest_hash'][:12]}  cases {run['cases']}"
+            f"run {run.id}  suite {run.suite}  mode {run.mode}  status {run.status}"
+            f"  manifest {run.manifest_hash[:12]}  cases {run.cases}"
         ),
     ]
-    if run.get("error"):
-        parts.append(Text(f"needs attention: {run['error']}", style="bold red"))
+    if run.error:
+        parts.append(Text(f"needs attention: {run.error}", style="bold red"))
     parts.append(_scoreboard(summary))
     parts.append(_costs(summary))
     if summary.routed:
@@ -49,14 +35,14 @@ def render_text(summary: RunSummary) -> Group:
                 parts.append(Text(f"warning: {line.warning}", style="yellow"))
     if summary.warming:
         w = summary.warming
-        even = w["break_even_writes_per_prefix"]
+        even = w.break_even_writes_per_prefix
         parts.append(
             Text(
-                f"cache warming: {w['requests']} request(s) cost {usd(w['cost'])}; it pays for "
+                f"cache warming: {w.requests} request(s) cost {usd(w.cost)}; it pays for "
                 f"itself once it spares {even:.1f} cache write(s) per prefix; the steps it warmed "
-                f"wrote the cache {w['writes_after_warming']} time(s)"
+                f"wrote the cache {w.writes_after_warming} time(s)"
                 if even is not None
-                else f"cache warming: {w['requests']} request(s) cost {usd(w['cost'])}"
+                else f"cache warming: {w.requests} request(s) cost {usd(w.cost)}"
             )
         )
     if summary.errors:
@@ -65,8 +51,8 @@ def render_text(summary: RunSummary) -> Group:
         ok = not summary.gate_failed
         parts.append(
             Text(
-                f"gate: pass rate {pct(summary.gate['pass_rate'])} "
-                f"{'>=' if ok else '<'} {pct(summary.gate['min_pass_rate'])}: "
+                f"gate: pass rate {pct(summary.gate.pass_rate)} "
+                f"{'>=' if ok else '<'} {pct(summary.gate.min_pass_rate)}: "
                 f"{'passed' if ok else 'FAILED'}",
                 style="green" if ok else "bold red",
             )
@@ -171,9 +157,74 @@ def _errors(summary: RunSummary) -> Table:
     for col in ("step", "case", "grader", "error"):
         table.add_column(col)
     for e in summary.errors[:20]:
-        table.add_row(e["step"], str(e["case_id"]), e.get("grader") or "", str(e["error"])[:120])
+        table.add_row(e.step, str(e.case_id), e.grader or "", str(e.error)[:120])
     return table
 
 
 def print_text(summary: RunSummary, console: Console) -> None:
     console.print(render_text(summary))
+
+
+def render_comparison_text(cmp: Comparison) -> Group:
+    style = {"regressed": "bold red", "improved": "bold green"}.get(cmp.verdict, "bold")
+    parts: list[object] = [Text(cmp.verdict_line(), style=style)]
+    parts += [Text(n, style="yellow") for n in scope_notes(cmp)]
+    if cmp.changes:
+        parts.append(Text("What changed:", style="bold"))
+        for change in cmp.changes:
+            parts.append(Text(f"  {change.key}: {change.summary}"))
+            if change.diff:
+                parts.append(Syntax(change.diff, "diff", theme="ansi_dark"))
+    else:
+        parts.append(Text("Manifests are identical: same models, prompts, graders and cases."))
+    table = Table(title="Per grader (paired)", title_justify="left")
+    for col in (
+        "grader",
+        "n",
+        "base",
+        "new",
+        "diff",
+        "95% CI",
+        "fixed",
+        "regressed",
+        "p",
+        "verdict",
+    ):
+        table.add_column(col, justify="left" if col in ("grader", "verdict") else "right")
+    for g in cmp.graders:
+        table.add_row(
+            g.grader,
+            str(g.n),
+            pct(g.base_rate),
+            pct(g.new_rate),
+            f"{g.diff * 100:+.1f}pp",
+            f"[{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}]",
+            str(g.fixed),
+            str(g.regressed),
+            p_value(g.p_adjusted),
+            g.verdict,
+        )
+    parts.append(table)
+    parts.extend(Text(line) for line in numeric_lines(cmp))
+    regressed = [c for c in cmp.cases if c.change == "regressed"]
+    for d in regressed[:MAX_CASES]:
+        parts.append(Text(f"regressed: {d.case_id} [{d.grader}]", style="red"))
+        parts.append(
+            Text(
+                f"  base: {d.base_output[:200]!r}\n  new:  {d.new_output[:200]!r}\n"
+                f"  why:  {d.new_explanation[:200]}"
+            )
+        )
+    if len(regressed) > MAX_CASES:
+        parts.append(
+            Text(f"… and {len(regressed) - MAX_CASES} more regressed (--format json lists all)")
+        )
+    for f in cmp.flaky[:MAX_CASES]:
+        parts.append(
+            Text(
+                f"flaky: {f.case_id} [{f.grader}] passed {f.base_passed} epochs in base, "
+                f"{f.new_passed} in new",
+                style="yellow",
+            )
+        )
+    return Group(*parts)  # type: ignore[arg-type]

@@ -9,29 +9,31 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, update
-from sqlalchemy.engine import Engine
 
-from ..catalog.models import Catalog
+from ..catalog import Catalog
 from ..errors import ProviderError, RunNeedsAttention
-from ..providers.base import BatchInfo, Provider
-from ..store import schema
-from ..store.requests import build_params, custom_id, load_prefixes, parse_custom_id
+from ..plan.requests import stored_body
+from ..providers.base import Provider
+from ..records import BatchInfo, Step, custom_id, parse_custom_id
+from ..store.db import Store
+from ..store.records import BatchRecord
 from . import failpoints
 from .ingest import IngestContext, record_outcomes
 
-OPEN = ("in_progress", "canceling", "ended")
 # A batch the provider has not answered for about at least this long (and at least 3 polls in a
 # row) puts the run in needs_attention instead of polling forever.
 UNREACHABLE_S = float(os.environ.get("EVALBATCH_UNREACHABLE_S", "3600"))
 MIN_POLL_FAILURES = 3
 # Reconcile: a provider batch created this long before our intent was written cannot be ours.
 CLOCK_SLACK_S = 120.0
+
+# (request id, custom_id, body, bytes in the batch file)
+Item = tuple[int, str, dict[str, Any], int]
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class BatchLimits:
 
 @dataclass
 class BatchPath:
-    engine: Engine
+    store: Store
     provider: Provider
     ingest: IngestContext
     ttl: str | None
@@ -60,7 +62,7 @@ class BatchPath:
         return self.ingest.run_id
 
     # -- submit ---------------------------------------------------------------------------
-    def submit_pending(self, step: str) -> int:
+    def submit_pending(self, step: Step) -> int:
         """Submit every pending request of ``step``; returns the number of batches created."""
         submitted = 0
         for chunk in self._pending_chunks(step):
@@ -68,30 +70,21 @@ class BatchPath:
             submitted += 1
         return submitted
 
-    def _pending_chunks(self, step: str) -> Iterator[list[tuple[int, str, dict[str, Any], int]]]:
-        """Pending requests as chunks within the provider's limits, shared prefixes together."""
-        r = schema.requests.c
-        with self.engine.connect() as conn:
-            prefixes = load_prefixes(conn, self.run_id)
-            # Only the ids in order: the rows themselves are read a page at a time below, so
-            # memory stays flat however many requests are pending.
-            ids = list(
-                conn.execute(
-                    select(r.id)
-                    .where(and_(r.run_id == self.run_id, r.step == step, r.status == "pending"))
-                    .order_by(r.prefix_id, r.model, r.idx)
-                ).scalars()
-            )
-        chunk: list[tuple[int, str, dict[str, Any], int]] = []
+    def _pending_chunks(self, step: Step) -> Iterator[list[Item]]:
+        """Pending requests as chunks within the provider's limits, shared prefixes together.
+        Only the ids are held; rows are read a page at a time, so memory stays flat."""
+        prefixes = self.store.requests.prefixes(self.run_id)
+        ids = self.store.requests.pending_ids(self.run_id, step)
+        chunk: list[Item] = []
         size = 0
         envelope = len(b'{"requests":[]}')
-        for row in self._rows_by_id(ids):
-            params = build_params(row, prefixes, self.ttl, self.ingest.catalog)
-            cid = custom_id(self.run_id, step, row.idx)
-            item_bytes = len(orjson.dumps({"custom_id": cid, "params": params})) + 1
+        for req in self.store.requests.by_ids(ids):
+            body = stored_body(req, prefixes, self.ttl, self.ingest.catalog)
+            cid = custom_id(self.run_id, step, req.idx)
+            item_bytes = len(orjson.dumps({"custom_id": cid, "params": body})) + 1
             if item_bytes + envelope > self.limits.max_bytes:
                 raise ProviderError(
-                    f"request {cid} (case {row.case_id!r}) is {item_bytes:,} bytes, above the "
+                    f"request {cid} (case {req.case_id!r}) is {item_bytes:,} bytes, above the "
                     f"batch limit of {self.limits.max_bytes:,}"
                 )
             if chunk and (
@@ -100,98 +93,32 @@ class BatchPath:
             ):
                 yield chunk
                 chunk, size = [], 0
-            chunk.append((row.id, cid, params, item_bytes))
+            chunk.append((req.id, cid, body, item_bytes))
             size += item_bytes
         if chunk:
             yield chunk
 
-    def _rows_by_id(self, ids: list[int], page: int = 1000) -> Iterator[Any]:
-        for start in range(0, len(ids), page):
-            wanted = ids[start : start + page]
-            with self.engine.connect() as conn:
-                found = {
-                    row.id: row
-                    for row in conn.execute(
-                        select(schema.requests).where(schema.requests.c.id.in_(wanted))
-                    )
-                }
-            yield from (found[i] for i in wanted)
-
-    def _submit_chunk(self, step: str, chunk: list[tuple[int, str, dict[str, Any], int]]) -> None:
-        ids = [rid for rid, *_ in chunk]
-        now = time.time()
-        with self.engine.begin() as conn:
-            seq = (
-                conn.execute(
-                    select(func.max(schema.batches.c.seq)).where(
-                        schema.batches.c.run_id == self.run_id
-                    )
-                ).scalar()
-                or 0
-            ) + 1
-            batch_row_id = conn.execute(
-                schema.batches.insert().values(
-                    run_id=self.run_id,
-                    step=step,
-                    seq=seq,
-                    provider=self.provider.name,
-                    status="intent",
-                    request_count=len(chunk),
-                    bytes=sum(b for *_, b in chunk),
-                    created_at=now,
-                    poll_failures=0,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            for start in range(0, len(ids), 5000):
-                conn.execute(
-                    update(schema.requests)
-                    .where(schema.requests.c.id.in_(ids[start : start + 5000]))
-                    .values(
-                        status="queued",
-                        batch_id=batch_row_id,
-                        attempts=schema.requests.c.attempts + 1,
-                    )
-                )
+    def _submit_chunk(self, step: Step, chunk: list[Item]) -> None:
+        batch_id = self.store.batches.record_intent(
+            self.run_id,
+            step,
+            self.provider.name,
+            [rid for rid, *_ in chunk],
+            sum(b for *_, b in chunk),
+        )
         failpoints.hit("submit.after_intent", step)
-        info = self.provider.submit_batch([(cid, params) for _, cid, params, _ in chunk])
+        info = self.provider.submit_batch([(cid, body) for _, cid, body, _ in chunk])
         failpoints.hit("submit.after_create", step)
-        self._record_handle(batch_row_id, info)
+        self.store.batches.record_handle(batch_id, info)
         failpoints.hit("submit.after_handle", step)
-
-    def _record_handle(self, batch_row_id: int, info: BatchInfo) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(schema.batches)
-                .where(schema.batches.c.id == batch_row_id)
-                .values(
-                    provider_batch_id=info.id,
-                    status=info.status,
-                    submitted_at=time.time(),
-                    expires_at=info.expires_at,
-                    counts=orjson.dumps(info.counts).decode(),
-                )
-            )
 
     # -- reconcile ------------------------------------------------------------------------
     def reconcile_intents(self) -> None:
         """Adopt the provider batch each unconfirmed intent created, or resubmit it."""
-        with self.engine.connect() as conn:
-            intents = conn.execute(
-                select(schema.batches).where(
-                    and_(
-                        schema.batches.c.run_id == self.run_id, schema.batches.c.status == "intent"
-                    )
-                )
-            ).fetchall()
-            if not intents:
-                return
-            known = set(
-                conn.execute(
-                    select(schema.batches.c.provider_batch_id).where(
-                        schema.batches.c.provider_batch_id.is_not(None)
-                    )
-                ).scalars()
-            )
+        intents = self.store.batches.intents(self.run_id)
+        if not intents:
+            return
+        known = self.store.batches.known_provider_ids()
         oldest = min(row.created_at for row in intents) - CLOCK_SLACK_S
         candidates = [
             b for b in self.provider.list_batches(created_after=oldest) if b.id not in known
@@ -200,11 +127,11 @@ class BatchPath:
             match = self._match(intent, candidates)
             if match is not None:
                 candidates.remove(match)
-                self._record_handle(intent.id, match)
+                self.store.batches.record_handle(intent.id, match)
             else:
-                self._abandon(intent.id)
+                self.store.batches.abandon(intent.id)
 
-    def _match(self, intent: Any, candidates: list[BatchInfo]) -> BatchInfo | None:
+    def _match(self, intent: BatchRecord, candidates: list[BatchInfo]) -> BatchInfo | None:
         for info in sorted(candidates, key=lambda b: b.created_at):
             if info.request_count != intent.request_count:
                 continue
@@ -217,55 +144,25 @@ class BatchPath:
             return info
         return None
 
-    def _is_ours(self, cid: str, batch_row_id: int) -> bool:
+    def _is_ours(self, cid: str, batch_id: int) -> bool:
+        """The custom_id names a request of this run that was queued on this intent."""
         parsed = parse_custom_id(cid)
         if parsed is None or parsed[0] != self.run_id:
             return False
-        with self.engine.connect() as conn:
-            r = schema.requests.c
-            found = conn.execute(
-                select(r.batch_id).where(
-                    and_(r.run_id == self.run_id, r.step == parsed[1], r.idx == parsed[2])
-                )
-            ).scalar()
-        return bool(found == batch_row_id)
-
-    def _abandon(self, batch_row_id: int) -> None:
-        """The provider never saw this intent: its requests go back to pending."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(schema.requests)
-                .where(
-                    and_(
-                        schema.requests.c.batch_id == batch_row_id,
-                        schema.requests.c.status == "queued",
-                    )
-                )
-                .values(status="pending", batch_id=None, attempts=schema.requests.c.attempts - 1)
-            )
-            conn.execute(
-                update(schema.batches)
-                .where(schema.batches.c.id == batch_row_id)
-                .values(status="abandoned")
-            )
+        return self.store.requests.batch_of(self.run_id, parsed[1], parsed[2]) == batch_id
 
     # -- poll and collect ------------------------------------------------------------------
-    def open_batches(self, step: str | None = None) -> Sequence[Any]:
+    def open_batches(self, step: Step | None = None) -> list[BatchRecord]:
         """Batches that may still deliver results: of ``step``, or of every step."""
-        b = schema.batches.c
-        where = and_(b.run_id == self.run_id, b.status.in_(OPEN))
-        if step is not None:
-            where = and_(where, b.step == step)
-        with self.engine.connect() as conn:
-            return conn.execute(select(schema.batches).where(where).order_by(b.seq)).fetchall()
+        return self.store.batches.open(self.run_id, step)
 
-    def poll(self, step: str) -> list[BatchInfo]:
+    def poll(self, step: Step) -> list[BatchInfo]:
         """Poll every open batch of ``step`` once and collect the ones that ended."""
         seen, failed = [], []
         for row in self.open_batches(step):
             info = self._poll_one(row)
             if info is None:
-                failed.append(row.provider_batch_id)
+                failed.append(str(row.provider_batch_id))
                 continue
             seen.append(info)
             if info.status == "ended":
@@ -279,16 +176,12 @@ class BatchPath:
             )
         return seen
 
-    def _poll_one(self, row: Any) -> BatchInfo | None:
+    def _poll_one(self, row: BatchRecord) -> BatchInfo | None:
+        assert row.provider_batch_id is not None
         try:
             info = self.provider.get_batch(row.provider_batch_id)
         except ProviderError as exc:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(schema.batches)
-                    .where(schema.batches.c.id == row.id)
-                    .values(poll_failures=schema.batches.c.poll_failures + 1, last_error=str(exc))
-                )
+            self.store.batches.record_poll_failure(row.id, str(exc))
             silent_s = time.time() - (row.polled_at or row.submitted_at or row.created_at)
             if row.poll_failures + 1 >= MIN_POLL_FAILURES and silent_s >= UNREACHABLE_S:
                 raise RunNeedsAttention(
@@ -297,54 +190,20 @@ class BatchPath:
                     "fix the cause and run `evalbatch collect`."
                 ) from exc
             return None
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(schema.batches)
-                .where(schema.batches.c.id == row.id)
-                .values(
-                    status=info.status,
-                    counts=orjson.dumps(info.counts).decode(),
-                    polled_at=time.time(),
-                    ended_at=info.ended_at,
-                    poll_failures=0,
-                    last_error=None,
-                )
-            )
+        self.store.batches.record_poll(row.id, info)
         return info
 
-    def collect(self, batch_row_id: int, provider_batch_id: str) -> None:
+    def collect(self, batch_id: int, provider_batch_id: str) -> None:
         """Stream an ended batch's results into the store; safe to repeat after a cut."""
         record_outcomes(
-            self.engine, self.ingest, self.provider.iter_results(provider_batch_id), batch_row_id
+            self.store, self.ingest, self.provider.iter_results(provider_batch_id), batch_id
         )
-        with self.engine.begin() as conn:
-            # A complete stream that lacked an item: send that request again.
-            conn.execute(
-                update(schema.requests)
-                .where(
-                    and_(
-                        schema.requests.c.batch_id == batch_row_id,
-                        schema.requests.c.status == "queued",
-                    )
-                )
-                .values(status="pending", last_error="missing from the batch results")
-            )
-            conn.execute(
-                update(schema.batches)
-                .where(schema.batches.c.id == batch_row_id)
-                .values(status="collected")
-            )
+        self.store.batches.finish_collect(batch_id)
 
     def cancel(self) -> int:
         canceled = 0
-        with self.engine.connect() as conn:
-            b = schema.batches.c
-            rows = conn.execute(
-                select(schema.batches).where(
-                    and_(b.run_id == self.run_id, b.status.in_(("in_progress",)))
-                )
-            ).fetchall()
-        for row in rows:
+        for row in self.store.batches.of_run(self.run_id, ("in_progress",)):
+            assert row.provider_batch_id is not None
             try:
                 info = self.provider.cancel_batch(row.provider_batch_id)
                 canceled += 1
@@ -356,10 +215,5 @@ class BatchPath:
                 info = self.provider.get_batch(row.provider_batch_id)
                 if info.status != "ended":
                     raise
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(schema.batches)
-                    .where(schema.batches.c.id == row.id)
-                    .values(status=info.status)
-                )
+            self.store.batches.set_status(row.id, info.status, info)
         return canceled

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..providers.base import BatchInfo
+from ..records import BatchInfo
 
 
 class Progress(Protocol):

@@ -5,118 +5,87 @@ Pages through the run's cases so memory stays flat; re-scoring replaces the run'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import orjson
-from sqlalchemy import and_, delete, select
-from sqlalchemy.engine import Connection, Engine
+from collections.abc import Iterator, Sequence
 
 from ..graders.base import Grader, ModelGrader
-from ..records import Case, Score
-from ..store import schema
+from ..records import GENERATE, GRADE, Case, Score
+from ..store.db import Store
+from ..store.records import ScoreRow, StepResult
 
 _PAGE = 1000
 
 
-def case_from_row(data: str) -> Case:
-    raw = orjson.loads(data)
-    raw["tags"] = tuple(raw.get("tags") or ())
-    return Case(**raw)
-
-
-def score_run(engine: Engine, run_id: str, graders: Sequence[Grader], epochs: int) -> int:
+def score_run(store: Store, run_id: str, graders: Sequence[Grader], epochs: int) -> int:
     """Write the run's scores; returns how many."""
-    written = 0
-    with engine.begin() as conn:
-        conn.execute(delete(schema.scores).where(schema.scores.c.run_id == run_id))
-        start = 0
-        while True:
-            cases = conn.execute(
-                select(schema.cases.c.idx, schema.cases.c.data)
-                .where(and_(schema.cases.c.run_id == run_id, schema.cases.c.idx >= start))
-                .order_by(schema.cases.c.idx)
-                .limit(_PAGE)
-            ).fetchall()
-            if not cases:
-                return written
-            lo, hi = cases[0].idx, cases[-1].idx
-            outputs = _results(conn, run_id, "generate", lo, hi)
-            verdicts = _results(conn, run_id, "grade", lo, hi)
-            rows = []
-            for row in cases:
-                case = case_from_row(row.data)
-                for epoch in range(epochs):
-                    generated = outputs.get((row.idx, epoch, None))
-                    for grader in graders:
-                        verdict = verdicts.get((row.idx, epoch, grader.name))
-                        score = _score(grader, case, generated, verdict)
-                        rows.append(_score_row(run_id, row.idx, epoch, case.id, grader, score))
-            conn.execute(schema.scores.insert(), rows)
-            written += len(rows)
-            start = hi + 1
+    return store.scores.replace(run_id, _pages(store, run_id, graders, epochs))
 
 
-def _results(conn: Connection, run_id: str, step: str, lo: int, hi: int) -> dict[tuple, Any]:
-    r, res = schema.requests.c, schema.results.c
-    rows = conn.execute(
-        select(
-            r.case_idx,
-            r.epoch,
-            r.grader,
-            r.status,
-            r.last_error,
-            res.kind,
-            res.text,
-            res.error_type,
-            res.error_message,
-            res.stop_reason,
-        )
-        .select_from(schema.requests.outerjoin(schema.results, schema.results.c.request_id == r.id))
-        .where(and_(r.run_id == run_id, r.step == step, r.case_idx.between(lo, hi)))
-    )
-    return {(row.case_idx, row.epoch, row.grader): row for row in rows}
+def _pages(
+    store: Store, run_id: str, graders: Sequence[Grader], epochs: int
+) -> Iterator[list[ScoreRow]]:
+    start = 0
+    while cases := store.runs.cases_page(run_id, start, _PAGE):
+        lo, hi = cases[0][0], cases[-1][0]
+        outputs = store.results.step_results(run_id, GENERATE, lo, hi)
+        verdicts = store.results.step_results(run_id, GRADE, lo, hi) if _graded(graders) else {}
+        rows = []
+        for idx, data in cases:
+            case = Case.from_json(data)
+            for epoch in range(epochs):
+                generated = outputs.get((idx, epoch, None))
+                for grader in graders:
+                    verdict = verdicts.get((idx, epoch, grader.name))
+                    score = _score(grader, case, generated, verdict)
+                    rows.append(
+                        ScoreRow(
+                            case_idx=idx,
+                            case_id=case.id,
+                            epoch=epoch,
+                            grader=grader.name,
+                            grader_type=grader.kind,
+                            passed=score.passed,
+                            value=score.value,
+                            explanation=score.explanation,
+                            error=score.error,
+                        )
+                    )
+        yield rows
+        start = hi + 1
 
 
-def _failure(row: Any) -> str | None:
+def _graded(graders: Sequence[Grader]) -> bool:
+    return any(isinstance(g, ModelGrader) for g in graders)
+
+
+def _failure(row: StepResult | None) -> str | None:
     if row is None:
         return "no result"
     if row.kind == "succeeded":
         return None
+    if row.kind is None:
+        return f"no result ({row.status}{': ' + row.last_error if row.last_error else ''})"
     detail = row.error_message or row.last_error or ""
     return f"{row.kind}{' (' + row.error_type + ')' if row.error_type else ''}: {detail}".strip(
         ": "
     )
 
 
-def _score(grader: Grader, case: Case, generated: Any, verdict: Any) -> Score:
+def _score(
+    grader: Grader, case: Case, generated: StepResult | None, verdict: StepResult | None
+) -> Score:
     failed = _failure(generated)
     if failed is not None:
         return Score(grader=grader.name, error=f"generation {failed}")
-    output = generated.text or ""
+    output = (generated.text if generated else None) or ""
     if isinstance(grader, ModelGrader):
+        if verdict is None and grader.kind == "pairwise":
+            return Score(grader=grader.name, error="the baseline run has no output for this case")
         failed = _failure(verdict)
         if failed is not None:
             return Score(grader=grader.name, error=f"grading {failed}")
+        assert verdict is not None
         return grader.parse_verdict(verdict.text or "", case)
     try:
         return grader.grade(output, case)
     except Exception as exc:  # a grader bug is a recorded grader error, never a crash
         return Score(grader=grader.name, error=f"{exc.__class__.__name__}: {exc}")
-
-
-def _score_row(
-    run_id: str, idx: int, epoch: int, case_id: str, grader: Grader, score: Score
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "case_idx": idx,
-        "epoch": epoch,
-        "grader": grader.name,
-        "case_id": case_id,
-        "grader_type": grader.kind,
-        "passed": score.passed,
-        "value": score.value,
-        "explanation": score.explanation,
-        "error": score.error,
-    }

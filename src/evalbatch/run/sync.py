@@ -9,13 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.engine import Engine
-
+from ..plan.requests import stored_body
 from ..providers.base import Provider
-from ..records import Outcome
-from ..store import schema
-from ..store.requests import build_params, custom_id, load_prefixes
+from ..records import Outcome, Step, custom_id
+from ..store.db import Store
 from .ingest import IngestContext, record_outcomes
 
 _PAGE = 2000  # requests claimed and in memory at once
@@ -25,7 +22,7 @@ _SLOW_ERRORS = ("rate_limit_error", "overloaded_error", "http_429", "http_529")
 
 @dataclass
 class SyncPath:
-    engine: Engine
+    store: Store
     provider: Provider
     ingest: IngestContext
     ttl: str | None
@@ -36,22 +33,7 @@ class SyncPath:
     def run_id(self) -> str:
         return self.ingest.run_id
 
-    def pending_count(self, step: str) -> int:
-        with self.engine.connect() as conn:
-            r = schema.requests.c
-            return len(
-                conn.execute(
-                    select(r.id).where(
-                        and_(
-                            r.run_id == self.run_id,
-                            r.step == step,
-                            r.status.in_(("pending", "queued")),
-                        )
-                    )
-                ).fetchall()
-            )
-
-    def run(self, step: str) -> None:
+    def run(self, step: Step) -> None:
         """Send every pending request of ``step``; rounds repeat while retries are due."""
         self._release_stale(step)
         retry_round = 0
@@ -64,46 +46,17 @@ class SyncPath:
                 time.sleep(min(2.0**retry_round, 30.0))
             asyncio.run(self._send_all(rows))
 
-    def _release_stale(self, step: str) -> None:
-        """Queued sync requests with no batch belong to a process that died: send again."""
-        with self.engine.begin() as conn:
-            r = schema.requests.c
-            conn.execute(
-                update(schema.requests)
-                .where(
-                    and_(
-                        r.run_id == self.run_id,
-                        r.step == step,
-                        r.status == "queued",
-                        r.batch_id.is_(None),
-                    )
-                )
-                .values(status="pending")
-            )
+    def _release_stale(self, step: Step) -> None:
+        self.store.requests.release_stale_sync(self.run_id, step)
 
-    def _claim(self, step: str) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
-        """The next page of pending requests, marked queued; and whether any is a retry.
-        Fresh requests come first, so retries are sent together after a back-off."""
-        with self.engine.begin() as conn:
-            prefixes = load_prefixes(conn, self.run_id)
-            r = schema.requests.c
-            rows = conn.execute(
-                select(schema.requests)
-                .where(and_(r.run_id == self.run_id, r.step == step, r.status == "pending"))
-                .order_by(r.attempts, r.prefix_id, r.idx)
-                .limit(_PAGE)
-            ).fetchall()
-            ids = [row.id for row in rows]
-            for start in range(0, len(ids), 5000):
-                conn.execute(
-                    update(schema.requests)
-                    .where(r.id.in_(ids[start : start + 5000]))
-                    .values(status="queued", attempts=r.attempts + 1)
-                )
+    def _claim(self, step: Step) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+        """The next page of pending requests, marked queued; and whether any is a retry."""
+        rows = self.store.requests.claim_pending(self.run_id, step, _PAGE)
+        prefixes = self.store.requests.prefixes(self.run_id) if rows else {}
         items = [
             (
                 custom_id(self.run_id, step, row.idx),
-                build_params(row, prefixes, self.ttl, self.ingest.catalog),
+                stored_body(row, prefixes, self.ttl, self.ingest.catalog),
             )
             for row in rows
         ]
@@ -141,5 +94,5 @@ class SyncPath:
             return
         batch = list(buffer)
         buffer.clear()
-        counts = record_outcomes(self.engine, self.ingest, batch)
+        counts = record_outcomes(self.store, self.ingest, batch)
         self.on_done(counts.stored)

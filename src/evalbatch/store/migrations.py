@@ -1,8 +1,8 @@
 """Named, numbered migrations, applied once each at start-up and recorded in `_migrations`.
 
 Each migration is a small function taking a connection. Never edit one that has landed: add the
-next. m001 creates the tables as `schema.py` defined them when it landed; a later schema change
-comes with an m00N that ALTERs, and `tests/test_store.py` pins the resulting columns.
+next. m001 creates the tables as they were when it landed (`m001_schema.py`, frozen); each later
+schema change comes with an m00N that ALTERs, and `tests/test_store.py` pins the result.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection
 
-from . import schema
+from . import m001_schema
 
 _meta = MetaData()
 _migrations_table = Table(
@@ -25,10 +25,15 @@ _migrations_table = Table(
 
 
 def m001_initial(conn: Connection) -> None:
-    schema.metadata.create_all(conn)
+    m001_schema.metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial]
+def m002_lease_acquired_at(conn: Connection) -> None:
+    """When a collector took a run's lease, for "being collected by host:pid since ..."."""
+    conn.execute(text("ALTER TABLE leases ADD COLUMN acquired_at FLOAT"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_lease_acquired_at]
 
 
 def apply_migrations(conn: Connection) -> list[str]:

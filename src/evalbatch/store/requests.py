@@ -1,62 +1,35 @@
-"""Writing planned Requests (shared prefixes stored once) and rebuilding their API bodies."""
+"""Requests and their shared prefixes: inserting planned requests (each prefix stored once per
+run), counting and paging them by status, and claiming a page for the sync path."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.engine import Connection, Row
 
-from ..catalog.models import Catalog
-from ..catalog.tokenizer import count_request
-from ..plan.caching import with_breakpoint
-from ..plan.steps import GENERATE, GRADE, WARM, PlannedRequest
+from ..records import PlannedRequest, Prefix, RequestStatus, Step
 from . import schema
+from .records import StoredPrefix, StoredRequest
 
 _CHUNK = 2000
-
-
-_STEP_LETTER = {GENERATE: "g", GRADE: "r", WARM: "w"}
-_LETTER_STEP = {v: k for k, v in _STEP_LETTER.items()}
-
-
-def custom_id(run_id: str, step: str, idx: int) -> str:
-    """``{run_id}-g{idx}`` (generate), ``-r`` (grade), ``-w`` (warm): always matches
-    ^[a-zA-Z0-9_-]{1,64}$ whatever the case ids are."""
-    return f"{run_id}-{_STEP_LETTER[step]}{idx}"
-
-
-def parse_custom_id(value: str) -> tuple[str, str, int] | None:
-    """custom_id -> (run_id, step, idx), or None when it is not one of ours."""
-    run_id, _, tail = value.rpartition("-")
-    if not run_id or len(tail) < 2 or tail[0] not in _LETTER_STEP or not tail[1:].isdigit():
-        return None
-    return run_id, _LETTER_STEP[tail[0]], int(tail[1:])
+_IN_CHUNK = 5000  # ids per IN (...) clause
 
 
 def insert_planned(
     conn: Connection, run_id: str, planned: Iterable[PlannedRequest], start_idx: int = 0
 ) -> int:
     """Insert planned requests in chunks; returns how many. Shared prefixes are stored once."""
-    prefix_ids: dict[str, tuple[int, int]] = {
-        row.sha256: (row.id, row.tokens)
-        for row in conn.execute(
-            select(schema.prefixes.c.sha256, schema.prefixes.c.id, schema.prefixes.c.tokens).where(
-                schema.prefixes.c.run_id == run_id
-            )
-        )
+    p = schema.prefixes.c
+    known: dict[str, int] = {
+        row.sha256: row.id for row in conn.execute(select(p.sha256, p.id).where(p.run_id == run_id))
     }
     rows: list[dict[str, Any]] = []
     idx = start_idx
     for req in planned:
-        prefix_id = None
-        prefix_tokens = 0
-        if req.system:
-            prefix_id, prefix_tokens = _prefix(conn, run_id, req, prefix_ids)
-        messages = orjson.dumps(req.messages).decode()
+        prefix_id = _prefix_id(conn, run_id, req, known) if req.prefix else None
         rows.append(
             {
                 "run_id": run_id,
@@ -69,10 +42,10 @@ def insert_planned(
                 "model": req.model,
                 "route": req.route,
                 "prefix_id": prefix_id,
-                "messages": messages,
+                "messages": orjson.dumps(req.messages).decode(),
                 "max_tokens": req.max_tokens,
                 "extra": orjson.dumps(req.extra).decode() if req.extra else None,
-                "input_estimate": prefix_tokens + count_request({"messages": req.messages}),
+                "input_estimate": req.input_estimate,
                 "status": "pending",
                 "attempts": 0,
             }
@@ -86,48 +59,200 @@ def insert_planned(
     return idx - start_idx
 
 
-def _prefix(
-    conn: Connection, run_id: str, req: PlannedRequest, known: dict[str, tuple[int, int]]
-) -> tuple[int, int]:
-    """(prefix id, tokens) of the request's system blocks, stored once per run."""
-    blob = orjson.dumps(req.system, option=orjson.OPT_SORT_KEYS)
-    sha = hashlib.sha256(blob).hexdigest()
-    if sha not in known:
-        tokens = count_request({"system": req.system})
+def _prefix_id(conn: Connection, run_id: str, req: PlannedRequest, known: dict[str, int]) -> int:
+    prefix = cast(Prefix, req.prefix)
+    if prefix.sha256 not in known:
         result = conn.execute(
             schema.prefixes.insert().values(
                 run_id=run_id,
                 step=req.step,
-                source=req.source,
-                sha256=sha,
-                system=blob.decode(),
-                tokens=tokens,
+                source=prefix.source,
+                sha256=prefix.sha256,
+                system=prefix.canonical().decode(),
+                tokens=prefix.tokens,
             )
         )
-        known[sha] = (int(result.inserted_primary_key[0]), tokens)  # type: ignore[index]
-    return known[sha]
+        known[prefix.sha256] = int(result.inserted_primary_key[0])  # type: ignore[index]
+    return known[prefix.sha256]
 
 
-def load_prefixes(conn: Connection, run_id: str) -> dict[int, tuple[list[dict[str, Any]], int]]:
-    """prefix id -> (system blocks, tokens)."""
-    return {
-        row.id: (orjson.loads(row.system), row.tokens)
-        for row in conn.execute(select(schema.prefixes).where(schema.prefixes.c.run_id == run_id))
-    }
+def stored_request(row: Row[Any]) -> StoredRequest:
+    return StoredRequest(
+        id=row.id,
+        run_id=row.run_id,
+        step=row.step,
+        idx=row.idx,
+        case_idx=row.case_idx,
+        case_id=row.case_id,
+        epoch=row.epoch,
+        grader=row.grader,
+        model=row.model,
+        route=row.route,
+        prefix_id=row.prefix_id,
+        messages=row.messages,
+        max_tokens=row.max_tokens,
+        extra=row.extra,
+        status=row.status,
+        attempts=row.attempts,
+        batch_id=row.batch_id,
+    )
 
 
-def build_params(
-    row: Any,
-    prefixes: dict[int, tuple[list[dict[str, Any]], int]],
-    ttl: str | None,
-    catalog: Catalog,
-) -> dict[str, Any]:
-    """The Messages API body for a stored request, with cache breakpoints per policy."""
-    params: dict[str, Any] = {"model": row.model, "max_tokens": row.max_tokens}
-    if row.prefix_id is not None:
-        blocks, tokens = prefixes[row.prefix_id]
-        params["system"] = with_breakpoint(blocks, tokens, row.model, ttl, catalog)
-    params["messages"] = orjson.loads(row.messages)
-    if row.extra:
-        params.update(orjson.loads(row.extra))
-    return params
+def mark_queued(conn: Connection, ids: Sequence[int], batch_id: int | None) -> None:
+    """The requests left for the provider (a batch, or the sync path when ``batch_id`` is None)."""
+    r = schema.requests.c
+    for start in range(0, len(ids), _IN_CHUNK):
+        conn.execute(
+            update(schema.requests)
+            .where(r.id.in_(ids[start : start + _IN_CHUNK]))
+            .values(status="queued", batch_id=batch_id, attempts=r.attempts + 1)
+        )
+
+
+def requeue_batch(
+    conn: Connection, batch_id: int, *, refund_attempt: bool, error: str | None
+) -> None:
+    """A batch's still-queued requests go back to pending: the provider never saw the batch
+    (``refund_attempt``: it does not count as a try), or its results lacked them."""
+    r = schema.requests.c
+    values: dict[str, Any] = {"status": "pending", "batch_id": None}
+    if refund_attempt:
+        values["attempts"] = r.attempts - 1
+    if error is not None:
+        values["last_error"] = error
+    conn.execute(
+        update(schema.requests)
+        .where(and_(r.batch_id == batch_id, r.status == "queued"))
+        .values(**values)
+    )
+
+
+class Requests:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, run_id: str, planned: Iterable[PlannedRequest], start_idx: int) -> int:
+        with self.engine.begin() as conn:
+            return insert_planned(conn, run_id, planned, start_idx)
+
+    def count(self, run_id: str, step: Step, statuses: Iterable[RequestStatus]) -> int:
+        r = schema.requests.c
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        and_(r.run_id == run_id, r.step == step, r.status.in_(tuple(statuses)))
+                    )
+                ).scalar()
+                or 0
+            )
+
+    def pending_ids(self, run_id: str, step: Step) -> list[int]:
+        """Pending request ids, ordered so requests sharing a prefix and model sit together."""
+        r = schema.requests.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(r.id)
+                    .where(and_(r.run_id == run_id, r.step == step, r.status == "pending"))
+                    .order_by(r.prefix_id, r.model, r.idx)
+                ).scalars()
+            )
+
+    def by_ids(self, ids: Sequence[int], page: int = 1000) -> Iterator[StoredRequest]:
+        """The requests with these ids, in the order given, read a page at a time."""
+        for start in range(0, len(ids), page):
+            wanted = ids[start : start + page]
+            with self.engine.connect() as conn:
+                found = {
+                    row.id: stored_request(row)
+                    for row in conn.execute(
+                        select(schema.requests).where(schema.requests.c.id.in_(wanted))
+                    )
+                }
+            yield from (found[i] for i in wanted)
+
+    def prefixes(self, run_id: str) -> dict[int, StoredPrefix]:
+        p = schema.prefixes.c
+        with self.engine.connect() as conn:
+            return {
+                row.id: StoredPrefix(
+                    row.id, row.source, row.sha256, orjson.loads(row.system), row.tokens
+                )
+                for row in conn.execute(select(schema.prefixes).where(p.run_id == run_id))
+            }
+
+    def claim_pending(self, run_id: str, step: Step, limit: int) -> list[StoredRequest]:
+        """The next page of pending requests, marked queued (no batch) with one more attempt.
+        Fresh requests come first, so retries are sent together after a back-off."""
+        r = schema.requests.c
+        with self.engine.begin() as conn:
+            rows = [
+                stored_request(row)
+                for row in conn.execute(
+                    select(schema.requests)
+                    .where(and_(r.run_id == run_id, r.step == step, r.status == "pending"))
+                    .order_by(r.attempts, r.prefix_id, r.idx)
+                    .limit(limit)
+                )
+            ]
+            mark_queued(conn, [row.id for row in rows], None)
+        return rows
+
+    def release_stale_sync(self, run_id: str, step: Step) -> None:
+        """Queued sync requests (no batch) belong to a process that died: send them again."""
+        r = schema.requests.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.requests)
+                .where(
+                    and_(
+                        r.run_id == run_id,
+                        r.step == step,
+                        r.status == "queued",
+                        r.batch_id.is_(None),
+                    )
+                )
+                .values(status="pending")
+            )
+
+    def batch_of(self, run_id: str, step: Step, idx: int) -> int | None:
+        """The journal batch a request was last queued in (reconcile checks ownership)."""
+        r = schema.requests.c
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(r.batch_id).where(and_(r.run_id == run_id, r.step == step, r.idx == idx))
+            ).scalar()
+        return None if found is None else int(found)
+
+    def warm_targets(self, run_id: str, step: Step) -> tuple[bool, list[tuple[int, str]], int]:
+        """(already warmed?, distinct (prefix id, model) of the step's pending requests, the
+        next warm request index)."""
+        r = schema.requests.c
+        with self.engine.connect() as conn:
+            already = conn.execute(
+                select(func.count()).where(
+                    and_(r.run_id == run_id, r.step == "warm", r.grader == step)
+                )
+            ).scalar()
+            pairs = [
+                (int(row.prefix_id), str(row.model))
+                for row in conn.execute(
+                    select(r.prefix_id, r.model)
+                    .where(
+                        and_(
+                            r.run_id == run_id,
+                            r.step == step,
+                            r.status == "pending",
+                            r.prefix_id.is_not(None),
+                        )
+                    )
+                    .distinct()
+                )
+            ]
+            start = conn.execute(
+                select(func.coalesce(func.max(r.idx) + 1, 0)).where(
+                    and_(r.run_id == run_id, r.step == "warm")
+                )
+            ).scalar()
+        return bool(already), pairs, int(start or 0)

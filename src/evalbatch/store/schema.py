@@ -187,4 +187,5 @@ leases = Table(
     Column("run_id", String(40), primary_key=True),
     Column("holder", String(100), nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float),  # m002
 )

@@ -19,7 +19,8 @@ from ..errors import SuiteError
 from ..graders.base import Grader
 from ..records import Case
 from ..templates import render
-from .load import Suite, _did_you_mean, max_case_file_bytes, read_text
+from .load import _did_you_mean, max_case_file_bytes, read_text
+from .schema import Suite
 
 CASE_KEYS = ("id", "input", "vars", "target", "difficulty", "tags", "metadata")
 

@@ -10,106 +10,20 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ..catalog.models import load_catalog
 from ..errors import SuiteError
-
-MAX_CASE_FILE_BYTES = 1 << 30
-TOP_KEYS = (
-    "name",
-    "description",
-    "cases",
-    "generate",
-    "routing",
-    "grade",
-    "mode",
-    "budget_usd",
-    "cache",
-    "gate",
-    "epochs",
-    "retries",
-    "concurrency",
+from .schema import (
+    CASE_FORMATS,
+    GENERATE_KEYS,
+    MAX_CASE_FILE_BYTES,
+    TOP_KEYS,
+    Suite,
 )
-GENERATE_KEYS = ("system", "prompt", "max_tokens", "model", "stop_sequences")
-CASE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GenerateSpec(_Model):
-    system: str | None = None
-    system_source: str = "none"
-    prompt: str
-    prompt_source: str = "inline"
-    max_tokens: int = Field(1024, ge=1, le=128000)
-    model: str
-    stop_sequences: list[str] | None = None
-
-
-class RouteRule(_Model):
-    when: str
-    model: str
-
-
-class RoutingSpec(_Model):
-    table: dict[str, str] = {}
-    default: str
-    rules: list[RouteRule] = []
-
-
-class GraderSpec(_Model):
-    type: str
-    name: str
-    index: int
-    params: Any = None
-    line: int | None = None
-
-
-class CacheSpec(_Model):
-    mode: Literal["auto", "off"] = "auto"
-    warm: bool = False
-    ttl: Literal["5m", "1h"] | None = None
-
-
-class GateSpec(_Model):
-    min_pass_rate: float | None = Field(None, ge=0.0, le=1.0)
-    no_regression: bool = False
-    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)  # for no_regression / --baseline
-    min_effect: float = Field(default=0.0, ge=0.0, le=1.0)
-
-
-class CasesSpec(_Model):
-    path: Path | None = None
-    display: str = ""
-    format: Literal["jsonl", "csv", "yaml", "inline"]
-    inline: list[Any] | None = None
-    line: int | None = None
-
-
-class Suite(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=200)
-    description: str = ""
-    path: Path
-    base_dir: Path
-    display: str = ""
-    cases: CasesSpec
-    generate: GenerateSpec
-    routing: RoutingSpec | None = None
-    grade: list[GraderSpec] = []
-    mode: Literal["batch", "sync"] = "batch"
-    budget_usd: float | None = Field(None, gt=0)
-    cache: CacheSpec = CacheSpec()
-    gate: GateSpec = GateSpec(min_pass_rate=None)
-    epochs: int = Field(1, ge=1, le=100)
-    retries: int = Field(2, ge=0, le=10)
-    concurrency: int = Field(8, ge=1, le=512)
-
 
 # -- YAML with line numbers -------------------------------------------------------------------
 
@@ -363,7 +277,7 @@ def _routing(raw: Any, loc: _Located) -> dict:
     rules = raw.get("rules") or []
     if not isinstance(rules, list):
         raise loc.error(("routing", "rules"), "routing.rules: a list of {when, model}")
-    from ..plan.routing import compile_rule
+    from .rules import compile_rule
 
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict) or set(rule) != {"when", "model"}:

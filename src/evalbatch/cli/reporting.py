@@ -1,0 +1,139 @@
+"""Commands that read: `plan`, `report`, `compare`, `runs`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import ConfigError
+from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, store_at
+from .console import out
+
+
+@app.command()
+def plan(
+    suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
+    mode: Annotated[str | None, typer.Option("--mode", help="batch | sync.")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")] = None,
+    per_month: Annotated[
+        int, typer.Option("--per-month", help="Runs per month, for the monthly figures.")
+    ] = 30,
+    count_tokens: Annotated[
+        str, typer.Option("--count-tokens", help="local | api (needs a key; exact token counts).")
+    ] = "local",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Project tokens and cost per strategy before spending anything (no API calls)."""
+    from ..plan.prepare import prepare
+    from ..plan.projection import project
+    from ..report.plan_text import print_plan
+
+    if count_tokens not in ("local", "api"):
+        raise ConfigError(f"--count-tokens must be local or api (got {count_tokens!r})")
+    if mode not in (None, "batch", "sync"):
+        raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
+    prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
+    counter = None
+    if count_tokens == "api":
+        from ..providers import open_provider
+
+        counter = open_provider().count_tokens
+    projection = project(prepared, store_at(db), count_tokens=counter)
+    if as_json:
+        print_json({**projection.to_dict(), "per_month": per_month})
+        return
+    print_plan(projection, per_month, out)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id, or `latest`.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="text | json | markdown | junit | html")
+    ] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Report a stored run: scoreboard, cost by step and model, errors."""
+    from ..analysis.summary import run_report
+    from ..report.render import render_report
+
+    store = store_at(db)
+    emit(render_report(run_report(store, resolve_run(store, run_id)), fmt), output)
+
+
+@app.command()
+def compare(
+    base: Annotated[str, typer.Argument(help="The baseline run id (or `latest`).")],
+    new: Annotated[str, typer.Argument(help="The new run id (or `latest`).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="text | json | markdown | junit | html")
+    ] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    min_effect: Annotated[
+        float,
+        typer.Option(
+            "--min-effect", help="Smallest pass-rate drop (0..1) that counts as a regression."
+        ),
+    ] = 0.0,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse runs whose cases or graders differ.")
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Paired comparison of two runs: what changed, regressions, p-values. Exit 1 on regression."""
+    from ..analysis.compare import compare_runs
+    from ..report.render import render_comparison
+
+    store = store_at(db)
+    result = compare_runs(
+        store,
+        resolve_run(store, base),
+        resolve_run(store, new),
+        alpha=alpha,
+        min_effect=min_effect,
+        strict=strict,
+    )
+    emit(render_comparison(result, fmt), output)
+    if result.verdict == "regressed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    suite: Annotated[str | None, typer.Option("--suite", help="Only this suite.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 50,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The scoreboard over time: suite, when, mode, manifest hash, score, cost."""
+    from dataclasses import asdict
+    from datetime import datetime
+
+    from ..report.wording import pct, usd
+
+    items = store_at(db).history.list_runs(suite, limit)
+    if as_json:
+        print_json([asdict(i) for i in items])
+        return
+    table = Table("run", "suite", "when", "mode", "status", "manifest", "pass rate", "cost")
+    for item in items:
+        mark = " *" if item.manifest_changed else ""
+        table.add_row(
+            item.id,
+            item.suite,
+            datetime.fromtimestamp(item.created_at).strftime("%Y-%m-%d %H:%M"),
+            item.mode,
+            item.status,
+            item.manifest_hash[:12] + mark,
+            pct(item.pass_rate),
+            usd(item.cost_usd),
+        )
+    out.print(table)
+    if any(i.manifest_changed for i in items):
+        out.print("* the manifest changed from the run before: scores may not be comparable")

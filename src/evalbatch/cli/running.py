@@ -1,0 +1,227 @@
+"""Commands that move runs: `run`, `collect`, `status`, `cancel`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import ConfigError
+from .app import DbOpt, JsonOpt, app, print_json, provider_factory, resolve_run, store_at
+from .console import RichProgress, age, err, out
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="batch | sync (overrides the suite).")
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Submit, print the run id, exit; `evalbatch collect` picks up."
+        ),
+    ] = False,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a suite key: key=value (dotted keys)."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Refuse to submit above this projected cost (USD)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="Sync-path concurrency.")
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox", help="Run against an in-process loopback sandbox (no key, no cost)."
+        ),
+    ] = False,
+    responder: Annotated[
+        str,
+        typer.Option("--responder", help="With --sandbox: echo | script:FILE | python:module:fn."),
+    ] = "echo",
+    batch_latency: Annotated[
+        float, typer.Option("--batch-latency", help="With --sandbox: seconds a batch takes.")
+    ] = 0.2,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this run (or `latest` comparable) at the end; exit 1 on regression.",
+        ),
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a suite: plan, submit (batch or sync), collect, grade, score, report."""
+    from ..analysis.gate import check_gate
+    from ..analysis.summary import summarize
+    from ..plan.prepare import prepare
+    from ..report.text import print_text
+    from ..run.create import create_run
+    from ..run.engine import Runner
+
+    if mode not in (None, "batch", "sync"):
+        raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
+    if detach and sandbox:
+        raise ConfigError(
+            "--detach with --sandbox: the in-process sandbox stops when `run` "
+            "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
+        )
+    prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
+    store = store_at(db)
+    options = {
+        "retries": prepared.suite.retries,
+        "concurrency": concurrency or prepared.suite.concurrency,
+        "budget_usd": budget,
+        "sandbox": sandbox,
+    }
+    with provider_factory(sandbox, responder, batch_latency) as factory:
+        if not sandbox:
+            factory().close()  # a missing key fails here, before anything is written
+        run_id = create_run(store, prepared, options)
+        err.print(
+            f"run {run_id}: {prepared.case_count} cases, mode {prepared.suite.mode}, "
+            f"manifest {prepared.manifest.short}"
+        )
+        status = Runner(store, run_id, factory, RichProgress(quiet=as_json)).run(detach=detach)
+    if detach and status != "done":
+        if as_json:
+            print_json({"run_id": run_id, "status": status})
+        else:
+            out.print(run_id)
+            err.print(f"submitted; collect with: evalbatch collect {run_id}")
+        return
+    summary = summarize(store, run_id)
+    verdict = check_gate(store, summary, baseline)
+    if as_json:
+        print_json({**summary.to_dict(), "gate": verdict.to_dict()})
+    else:
+        print_text(summary, out)
+        for line in verdict.lines:
+            out.print(line)
+    if summary.run.status == "needs_attention":
+        raise typer.Exit(3)
+    if verdict.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def collect(
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Runs to advance (default: all open runs).")
+    ] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every open run.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Loop until the runs are done.")] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="Set a new spend limit (USD) on these runs first."),
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Advance pending runs once (poll, collect, submit grading, score). Safe from cron."""
+    from ..providers import open_provider
+    from ..run.collect import collect_runs
+
+    store = store_at(db)
+    ids = [resolve_run(store, r) for r in run_ids or []] or store.runs.open_ids()
+    results = collect_runs(
+        store, ids, open_provider, RichProgress(quiet=as_json), wait=wait, budget_usd=budget
+    )
+    for item in results:
+        if item.status == "skipped":
+            err.print(f"{item.run_id}: {item.note}")
+        elif not as_json:
+            out.print(f"{item.run_id}: {item.status}" + (f" — {item.note}" if item.note else ""))
+    if as_json:
+        print_json(
+            [
+                {
+                    "run_id": r.run_id,
+                    "status": r.status,
+                    **({"note": r.note} if r.note else {}),
+                    **({"held_by": r.held_by} if r.held_by else {}),
+                }
+                for r in results
+            ]
+        )
+    elif not ids:
+        err.print("no open runs")
+    if any(r.status == "needs_attention" for r in results):
+        raise typer.Exit(3)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="A run (default: every open run).")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Where each run is: step, batches with provider ids, counts, age, expiry."""
+    from dataclasses import asdict
+
+    store = store_at(db)
+    ids = [resolve_run(store, run_id)] if run_id else store.runs.open_ids()
+    states = [store.history.run_state(i) for i in ids]
+    if as_json:
+        print_json([asdict(s) for s in states])
+        return
+    if not states:
+        out.print("no open runs")
+    for state in states:
+        out.print(
+            f"[bold]{state.id}[/bold]  {state.suite}  {state.status}  "
+            f"mode {state.mode}  age {age(state.age_s)}"
+        )
+        for step, counts in state.requests.items():
+            out.print(f"  {step}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if state.batches:
+            table = Table("step", "batch", "status", "requests", "counts", "age", "expires in")
+            for b in state.batches:
+                counts_text = ", ".join(f"{k} {v}" for k, v in b.counts.items() if v)
+                table.add_row(
+                    b.step,
+                    b.provider_batch_id or "(intent)",
+                    b.status,
+                    str(b.requests),
+                    counts_text,
+                    age(b.age_s),
+                    age(b.expires_in_s) if b.expires_in_s else "-",
+                )
+            out.print(table)
+        for warning in state.warnings:
+            err.print(f"[yellow]warning:[/yellow] {warning}")
+        if state.error:
+            err.print(f"[red]{state.error}[/red]")
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a run's provider batches and mark it canceled."""
+    from ..providers import open_provider
+    from ..run.engine import Runner
+
+    store = store_at(db)
+    run_id = resolve_run(store, run_id)
+    runner = Runner(store, run_id, open_provider)
+    try:
+        new_status, canceled = runner.cancel()
+    finally:
+        runner.close()
+    if as_json:
+        print_json({"run_id": run_id, "status": new_status, "batches_canceled": canceled})
+    else:
+        out.print(f"{run_id}: {new_status} ({canceled} batch(es) canceled at the provider)")
+        if new_status == "canceling":
+            err.print(f"collect what they finished with: evalbatch collect {run_id}")

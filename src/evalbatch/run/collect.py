@@ -1,0 +1,69 @@
+"""`collect`: advance each open run (or the runs named) once, or until done with `wait`.
+
+Runs are isolated from each other: a lease held elsewhere skips the run, a run that needs a
+person is reported, a transient provider error is noted for next time, and one run's failure
+never stops the others from advancing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ProviderError, RunLeased, RunNeedsAttention
+from ..store.db import Store
+from .drive import drive
+from .engine import ProviderFactory, Runner
+from .progress import Progress
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one run did in a collect: its status (``skipped`` when another collector holds
+    it), and a note for a person when something needs saying."""
+
+    run_id: str
+    status: str
+    note: str | None = None
+    held_by: str | None = None
+
+
+def collect_runs(
+    store: Store,
+    run_ids: Sequence[str],
+    provider_factory: ProviderFactory,
+    progress: Progress,
+    *,
+    wait: bool = False,
+    budget_usd: float | None = None,
+) -> list[Collected]:
+    """Advance each run; with ``budget_usd``, set that spend limit on each first."""
+    if budget_usd is not None:
+        for run_id in run_ids:
+            store.runs.set_options(run_id, budget_usd=budget_usd)
+    return [_collect_one(store, run_id, provider_factory, progress, wait) for run_id in run_ids]
+
+
+def _collect_one(
+    store: Store, run_id: str, factory: ProviderFactory, progress: Progress, wait: bool
+) -> Collected:
+    runner = Runner(store, run_id, factory, progress)
+    try:
+        status = drive(
+            runner,
+            until="done" if wait else "once",
+            resume=True,
+            poll_s=2.0,
+            max_transient=None if wait else 0,
+        )
+    except RunLeased as exc:
+        runner.close()
+        return Collected(run_id, "skipped", str(exc), exc.holder)
+    except RunNeedsAttention as exc:
+        return Collected(run_id, "needs_attention", str(exc))
+    except ProviderError as exc:
+        if not exc.retryable:
+            raise
+        # Nothing is lost: the journal holds every handle; the next collect picks up.
+        return Collected(run_id, runner.status(), f"provider error, try again later: {exc}")
+    return Collected(run_id, status)

@@ -1,0 +1,246 @@
+"""Runs, their cases and their steps: creating a run in one transaction, its status, options
+and step transitions, and the lookups that find runs (open ones, the latest done one)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any, Literal, cast
+
+import orjson
+from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.engine import Row
+
+from ..errors import NotFound
+from ..records import (
+    CLOSED_RUN,
+    GENERATE,
+    GRADE,
+    TERMINAL_RUN,
+    PlannedRequest,
+    RunStatus,
+)
+from . import schema
+from .records import NewRun, RunRecord
+from .requests import insert_planned
+
+_CASE_CHUNK = 2000
+
+
+def run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        suite_name=row.suite_name,
+        suite_path=row.suite_path,
+        status=cast(RunStatus, row.status),
+        mode=row.mode,
+        manifest_hash=row.manifest_hash,
+        manifest=orjson.loads(row.manifest),
+        suite_json=row.suite,
+        options=orjson.loads(row.options),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        case_count=row.case_count,
+    )
+
+
+class Runs:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writes -------------------------------------------------------------------------------
+    def create(
+        self,
+        run: NewRun,
+        cases: Iterable[tuple[int, str, str]],
+        planned: Iterable[PlannedRequest],
+    ) -> None:
+        """Write the run, its cases (idx, case id, JSON) and its generate requests atomically:
+        on any error nothing of the run is left in the store."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.runs.insert().values(
+                    id=run.id,
+                    suite_name=run.suite_name,
+                    suite_path=run.suite_path,
+                    created_at=now,
+                    updated_at=now,
+                    status=GENERATE,
+                    mode=run.mode,
+                    manifest_hash=run.manifest_hash,
+                    manifest=orjson.dumps(run.manifest).decode(),
+                    suite=run.suite_json,
+                    options=orjson.dumps(run.options).decode(),
+                    case_count=run.case_count,
+                )
+            )
+            rows: list[dict[str, Any]] = []
+            for idx, case_id, data in cases:
+                rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})
+                if len(rows) >= _CASE_CHUNK:
+                    conn.execute(schema.cases.insert(), rows)
+                    rows = []
+            if rows:
+                conn.execute(schema.cases.insert(), rows)
+            conn.execute(
+                schema.steps.insert().values(
+                    run_id=run.id, name=GENERATE, status="active", planned_at=now
+                )
+            )
+            insert_planned(conn, run.id, planned)
+
+    def set_status(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": time.time(), "error": error}
+        if status in TERMINAL_RUN:
+            values["finished_at"] = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
+
+    def set_options(self, run_id: str, **changes: Any) -> None:
+        """Change stored run options (a new budget after a budget stop)."""
+        with self.engine.begin() as conn:
+            raw = conn.execute(
+                select(schema.runs.c.options).where(schema.runs.c.id == run_id)
+            ).scalar()
+            options = {**orjson.loads(raw or "{}"), **changes}
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(options=orjson.dumps(options).decode())
+            )
+
+    def start_grading(
+        self, run_id: str, planned: Iterable[PlannedRequest], status: RunStatus
+    ) -> None:
+        """Generation is done: its grade requests, the step rows and the run's new status in
+        one transaction, so a crash leaves either all of it or none."""
+        now = time.time()
+        st = schema.steps.c
+        with self.engine.begin() as conn:
+            insert_planned(conn, run_id, planned)
+            conn.execute(
+                update(schema.steps)
+                .where(and_(st.run_id == run_id, st.name == GENERATE))
+                .values(status="done", done_at=now)
+            )
+            conn.execute(
+                schema.steps.insert().values(
+                    run_id=run_id, name=GRADE, status="active", planned_at=now
+                )
+            )
+            conn.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(status=status, updated_at=now)
+            )
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"no run {run_id!r} in the store (see `evalbatch runs`)")
+        return run_record(row)
+
+    def status(self, run_id: str) -> RunStatus:
+        return self.get(run_id).status
+
+    def active_step(self, run_id: str) -> Literal["generate", "grade"]:
+        st = schema.steps.c
+        with self.engine.connect() as conn:
+            names = set(
+                conn.execute(
+                    select(st.name).where(and_(st.run_id == run_id, st.status == "active"))
+                ).scalars()
+            )
+        return GRADE if GRADE in names else GENERATE
+
+    def progress_mark(self, run_id: str) -> tuple[str, int, int]:
+        """(status, batches, results): changes whenever the run made progress."""
+        with self.engine.connect() as conn:
+            status = conn.execute(
+                select(schema.runs.c.status).where(schema.runs.c.id == run_id)
+            ).scalar()
+            batches = conn.execute(
+                select(func.count()).where(schema.batches.c.run_id == run_id)
+            ).scalar()
+            results = conn.execute(
+                select(func.count()).where(schema.results.c.run_id == run_id)
+            ).scalar()
+        return str(status), int(batches or 0), int(results or 0)
+
+    def open_ids(self) -> list[str]:
+        """Runs that are not done or canceled, oldest first."""
+        runs = schema.runs.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(runs.id)
+                    .where(runs.status.not_in(tuple(CLOSED_RUN)))
+                    .order_by(runs.created_at, runs.id)
+                ).scalars()
+            )
+
+    def newest_id(self) -> str | None:
+        runs = schema.runs.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(runs.id).order_by(runs.created_at.desc(), runs.id.desc()).limit(1)
+            ).scalar()
+
+    def latest_done(self, run_id: str) -> str | None:
+        """The newest completed run of the same suite started before ``run_id``."""
+        runs = schema.runs.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(runs.suite_name, runs.created_at).where(runs.id == run_id)
+            ).one()
+            return conn.execute(
+                select(runs.id)
+                .where(
+                    and_(
+                        runs.suite_name == row.suite_name,
+                        runs.status == "done",
+                        runs.id != run_id,
+                        runs.created_at <= row.created_at,
+                    )
+                )
+                .order_by(runs.created_at.desc(), runs.id.desc())
+                .limit(1)
+            ).scalar()
+
+    def latest_done_of_manifest(self, manifest_hash: str) -> str | None:
+        runs = schema.runs.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(runs.id)
+                .where(and_(runs.manifest_hash == manifest_hash, runs.status == "done"))
+                .order_by(runs.created_at.desc(), runs.id.desc())
+                .limit(1)
+            ).scalar()
+
+    def cases_page(self, run_id: str, start: int, limit: int) -> list[tuple[int, str]]:
+        """(idx, case JSON) of the run's cases from index ``start``, in order."""
+        c = schema.cases.c
+        with self.engine.connect() as conn:
+            return [
+                (row.idx, row.data)
+                for row in conn.execute(
+                    select(c.idx, c.data)
+                    .where(and_(c.run_id == run_id, c.idx >= start))
+                    .order_by(c.idx)
+                    .limit(limit)
+                )
+            ]
+
+    def case_contents(self, run_id: str) -> dict[str, tuple[int, dict[str, Any]]]:
+        """case id -> (index, stored case data)."""
+        c = schema.cases.c
+        with self.engine.connect() as conn:
+            return {
+                row.case_id: (row.idx, orjson.loads(row.data))
+                for row in conn.execute(select(c.case_id, c.idx, c.data).where(c.run_id == run_id))
+            }
