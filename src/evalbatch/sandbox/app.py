@@ -4,8 +4,9 @@ calls them, plus /_sandbox/stats. Auth, version, request ids and faults wrap eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .batches import BatchStore, results_stream
+from .batches import Batch, BatchStore, results_stream
 from .state import SandboxState
 from .validate import VERSIONS, validate_params
 
@@ -53,6 +54,27 @@ def _endpoint(method: str, path: str) -> str:
     if path.startswith("/v1/messages/batches"):
         return "batches"
     return "other"
+
+
+Endpoint = Callable[["SandboxApp", Request], Awaitable[Response]]
+BatchHandler = Callable[["SandboxApp", Request, Batch], Awaitable[Response]]
+
+
+def _batch_endpoint(handler: BatchHandler) -> Endpoint:
+    """The checks every /batches/{batch_id} endpoint shares: authenticate, then find the batch
+    (401/400 before 404); the handler runs only with both."""
+
+    @functools.wraps(handler)
+    async def endpoint(self: SandboxApp, request: Request) -> Response:
+        _, _, failed = self._auth(request)
+        if failed:
+            return failed
+        batch = self.store.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, "not_found_error", "batch not found", request)
+        return await handler(self, request, batch)
+
+    return endpoint
 
 
 class SandboxApp:
@@ -273,17 +295,8 @@ class SandboxApp:
     def _base(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    def _find(self, request: Request) -> tuple[Any, Response | None]:
-        batch = self.store.batches.get(request.path_params["batch_id"])
-        if batch is None:
-            return None, _error(404, "not_found_error", "batch not found", request)
-        return batch, None
-
-    async def get_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def get_batch(self, request: Request, batch: Batch) -> Response:
         return _json(batch.to_json(self._base(request)))
 
     async def list_batches(self, request: Request) -> Response:
@@ -317,11 +330,8 @@ class SandboxApp:
             }
         )
 
-    async def cancel_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def cancel_batch(self, request: Request, batch: Batch) -> Response:
         if batch.status == "ended":
             return _error(
                 400,
@@ -332,11 +342,8 @@ class SandboxApp:
         self.store.cancel(batch)
         return _json(batch.to_json(self._base(request)))
 
-    async def delete_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def delete_batch(self, request: Request, batch: Batch) -> Response:
         if batch.status != "ended":
             return _error(
                 400,
@@ -348,11 +355,8 @@ class SandboxApp:
         self.store.order.remove(batch.id)
         return _json({"id": batch.id, "type": "message_batch_deleted"})
 
-    async def results(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def results(self, request: Request, batch: Batch) -> Response:
         if batch.status != "ended":
             return _error(
                 400,
