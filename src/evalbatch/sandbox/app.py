@@ -1,5 +1,5 @@
 """The sandbox's HTTP surface: Messages, count_tokens and Message Batches as the official SDK
-calls them, plus /_sandbox/stats. Auth, version, request ids and faults wrap every endpoint."""
+calls them, and /_sandbox/{stats,config,reset}. Request ids and faults wrap every endpoint."""
 
 from __future__ import annotations
 
@@ -93,6 +93,7 @@ class SandboxApp:
             Route("/v1/messages/batches/{batch_id}/cancel", self.cancel_batch, methods=["POST"]),
             Route("/v1/messages/batches/{batch_id}/results", self.results, methods=["GET"]),
             Route("/_sandbox/stats", self.stats, methods=["GET"]),
+            Route("/_sandbox/config", self.config, methods=["GET"]),
             Route("/_sandbox/reset", self.reset, methods=["POST"]),
         ]
         self.router = Starlette(routes=routes)
@@ -389,6 +390,9 @@ class SandboxApp:
         with self.state.lock:
             data = dict(self.state.stats)
         return _json(data)
+
+    async def config(self, request: Request) -> Response:
+        return _json(self.state.config.describe())
 
     async def reset(self, request: Request) -> Response:
         with self.state.lock:

@@ -90,6 +90,16 @@ def sandbox_command(
             help="Items of a batch processed together (a wave cannot read its own cache writes).",
         ),
     ] = 1,
+    batch_cache_hit_rate: Annotated[
+        float,
+        typer.Option(
+            "--batch-cache-hit-rate",
+            min=0.0,
+            max=1.0,
+            help="Probability that a batch item reads a cache entry its own batch wrote "
+            "(entries from before the batch are always read).",
+        ),
+    ] = 1.0,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback host.")
     ] = False,
@@ -108,6 +118,7 @@ def sandbox_command(
         seed=seed,
         expire_after=expire_after,
         batch_concurrency=batch_concurrency,
+        batch_cache_hit_rate=batch_cache_hit_rate,
         host=host,
         port=port,
         allow_remote=allow_remote,
