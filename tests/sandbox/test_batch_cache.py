@@ -4,10 +4,11 @@ per-item hit rate (`batch_cache_hit_rate`) for entries the same batch wrote."""
 from __future__ import annotations
 
 import math
-import time
 
 import anthropic
 import pytest
+
+from .sdk import run_batch
 
 MODEL = "claude-sonnet-5-5"
 SYSTEM = [
@@ -35,12 +36,7 @@ def _requests(n: int) -> list[dict]:
 
 
 def _run_batch(client: anthropic.Anthropic, n: int) -> dict[str, anthropic.types.Usage]:
-    batch = client.messages.batches.create(requests=_requests(n))
-    end = time.monotonic() + 20
-    while client.messages.batches.retrieve(batch.id).processing_status != "ended":
-        assert time.monotonic() < end, "batch did not end"
-        time.sleep(0.02)
-    return {r.custom_id: r.result.message.usage for r in client.messages.batches.results(batch.id)}
+    return {cid: result.message.usage for cid, result in run_batch(client, _requests(n)).items()}
 
 
 def _readers(usages: dict[str, anthropic.types.Usage]) -> set[str]:

@@ -89,3 +89,19 @@ def test_hit_rate_above_one_is_exit_2() -> None:
         timeout=30,
     )
     assert proc.returncode == 2 and "--batch-cache-hit-rate" in proc.stderr
+
+
+def test_bad_quality_profile_is_exit_2_naming_file_and_key(tmp_path) -> None:
+    (tmp_path / "cases.jsonl").write_text('{"id": "1", "input": "hi", "target": "x"}\n')
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("cases: cases.jsonl\nmodels:\n  haiku:\n    answer: 1.5\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--responder", f"quality:{profile}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {profile}: models.haiku.answer: 1.5 is not a probability between 0 and 1"
+    )

@@ -66,7 +66,10 @@ def sandbox_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 = pick a free one).")] = 0,
     responder: Annotated[
-        str, typer.Option("--responder", help="echo | script:FILE | python:module:function")
+        str,
+        typer.Option(
+            "--responder", help="echo | script:FILE | python:module:function | quality:PROFILE"
+        ),
     ] = "echo",
     batch_latency: Annotated[
         float, typer.Option("--batch-latency", help="Seconds a batch takes.")

@@ -56,11 +56,15 @@ class SandboxState:
         self.catalog = load_catalog()
         self.cache = PromptCache(self.catalog, config.clock)
         self.rng = random.Random(config.seed)
-        self.responder = load_responder(config.responder)
         self.lock = threading.RLock()
         self.stats: Counter[str] = Counter()
+        self.responder = load_responder(config.responder, config.seed, self.count)
         self.fault_script = list(config.faults.script)
         self._buckets: dict[tuple[str, str], Bucket] = {}
+
+    def count(self, counter: str) -> None:
+        with self.lock:
+            self.stats[counter] += 1
 
     # -- answering ----------------------------------------------------------------------------
     def answer(
