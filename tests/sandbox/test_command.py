@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import anthropic
+import httpx2
 
 
 def test_serves_until_sigterm() -> None:
@@ -50,3 +51,57 @@ def test_bad_fault_flag_is_exit_2() -> None:
         timeout=30,
     )
     assert proc.returncode == 2 and "unknown fault '418'" in proc.stderr
+
+
+def test_cache_flags_reach_the_served_settings() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "evalbatch",
+            "sandbox",
+            "--batch-concurrency",
+            "3",
+            "--batch-cache-hit-rate",
+            "0.4",
+            "--seed",
+            "9",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = proc.stdout.readline().strip().removeprefix("listening on ")  # type: ignore[union-attr]
+        settings = httpx2.get(f"{base_url}/_sandbox/config").json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert settings["batch_concurrency"] == 3 and settings["batch_cache_hit_rate"] == 0.4
+    assert settings["seed"] == 9
+
+
+def test_hit_rate_above_one_is_exit_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--batch-cache-hit-rate", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "--batch-cache-hit-rate" in proc.stderr
+
+
+def test_bad_quality_profile_is_exit_2_naming_file_and_key(tmp_path) -> None:
+    (tmp_path / "cases.jsonl").write_text('{"id": "1", "input": "hi", "target": "x"}\n')
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("cases: cases.jsonl\nmodels:\n  haiku:\n    answer: 1.5\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalbatch", "sandbox", "--responder", f"quality:{profile}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {profile}: models.haiku.answer: 1.5 is not a probability between 0 and 1"
+    )

@@ -1,11 +1,12 @@
 """The sandbox's HTTP surface: Messages, count_tokens and Message Batches as the official SDK
-calls them, plus /_sandbox/stats. Auth, version, request ids and faults wrap every endpoint."""
+calls them, and /_sandbox/{stats,config,reset}. Request ids and faults wrap every endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .batches import BatchStore, results_stream
+from .batches import Batch, BatchStore, results_stream
 from .state import SandboxState
 from .validate import VERSIONS, validate_params
 
@@ -55,6 +56,27 @@ def _endpoint(method: str, path: str) -> str:
     return "other"
 
 
+Endpoint = Callable[["SandboxApp", Request], Awaitable[Response]]
+BatchHandler = Callable[["SandboxApp", Request, Batch], Awaitable[Response]]
+
+
+def _batch_endpoint(handler: BatchHandler) -> Endpoint:
+    """The checks every /batches/{batch_id} endpoint shares: authenticate, then find the batch
+    (401/400 before 404); the handler runs only with both."""
+
+    @functools.wraps(handler)
+    async def endpoint(self: SandboxApp, request: Request) -> Response:
+        _, _, failed = self._auth(request)
+        if failed:
+            return failed
+        batch = self.store.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, "not_found_error", "batch not found", request)
+        return await handler(self, request, batch)
+
+    return endpoint
+
+
 class SandboxApp:
     """Pure ASGI wrapper: request ids, counters and faults around the starlette routes."""
 
@@ -71,6 +93,7 @@ class SandboxApp:
             Route("/v1/messages/batches/{batch_id}/cancel", self.cancel_batch, methods=["POST"]),
             Route("/v1/messages/batches/{batch_id}/results", self.results, methods=["GET"]),
             Route("/_sandbox/stats", self.stats, methods=["GET"]),
+            Route("/_sandbox/config", self.config, methods=["GET"]),
             Route("/_sandbox/reset", self.reset, methods=["POST"]),
         ]
         self.router = Starlette(routes=routes)
@@ -273,17 +296,8 @@ class SandboxApp:
     def _base(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    def _find(self, request: Request) -> tuple[Any, Response | None]:
-        batch = self.store.batches.get(request.path_params["batch_id"])
-        if batch is None:
-            return None, _error(404, "not_found_error", "batch not found", request)
-        return batch, None
-
-    async def get_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def get_batch(self, request: Request, batch: Batch) -> Response:
         return _json(batch.to_json(self._base(request)))
 
     async def list_batches(self, request: Request) -> Response:
@@ -317,11 +331,8 @@ class SandboxApp:
             }
         )
 
-    async def cancel_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def cancel_batch(self, request: Request, batch: Batch) -> Response:
         if batch.status == "ended":
             return _error(
                 400,
@@ -332,11 +343,8 @@ class SandboxApp:
         self.store.cancel(batch)
         return _json(batch.to_json(self._base(request)))
 
-    async def delete_batch(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def delete_batch(self, request: Request, batch: Batch) -> Response:
         if batch.status != "ended":
             return _error(
                 400,
@@ -348,11 +356,8 @@ class SandboxApp:
         self.store.order.remove(batch.id)
         return _json({"id": batch.id, "type": "message_batch_deleted"})
 
-    async def results(self, request: Request) -> Response:
-        _, _, failed = self._auth(request)
-        batch, missing = self._find(request)
-        if failed or missing:
-            return failed or missing  # type: ignore[return-value]
+    @_batch_endpoint
+    async def results(self, request: Request, batch: Batch) -> Response:
         if batch.status != "ended":
             return _error(
                 400,
@@ -385,6 +390,9 @@ class SandboxApp:
         with self.state.lock:
             data = dict(self.state.stats)
         return _json(data)
+
+    async def config(self, request: Request) -> Response:
+        return _json(self.state.config.describe())
 
     async def reset(self, request: Request) -> Response:
         with self.state.lock:

@@ -5,13 +5,13 @@ invalid request becomes an `errored` item, never a create-time error."""
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from .draws import draw
 from .state import SandboxState, new_id
 from .validate import validate_params
 
@@ -142,13 +142,15 @@ class BatchStore:
             return "errored", _error_line(custom_id, "invalid_request_error", error)
         faults = state.config.faults
         with state.lock:
-            draw = state.rng.random()
-        if faults.errored and draw < faults.errored:
-            kind = RETRYABLE[int(draw * 1e6) % len(RETRYABLE)]
+            roll = state.rng.random()
+        if faults.errored and roll < faults.errored:
+            kind = RETRYABLE[int(roll * 1e6) % len(RETRYABLE)]
             return "errored", _error_line(custom_id, kind, "simulated item failure")
-        if faults.expired and draw < faults.errored + faults.expired:
+        if faults.expired and roll < faults.errored + faults.expired:
             return "expired", _line(custom_id, {"type": "expired"})
-        answered = state.answer(params, batch.api_key, "batch")
+        rate = state.config.batch_cache_hit_rate
+        read_own = rate >= 1.0 or draw(state.config.seed, "cache", batch.seq, custom_id) < rate
+        answered = state.answer(params, batch.api_key, "batch", batch.id, read_own)
         wave.append((batch.api_key, answered))
         return "succeeded", _line(custom_id, {"type": "succeeded", "message": answered["message"]})
 
@@ -185,12 +187,3 @@ def results_stream(batch: Batch, state: SandboxState) -> tuple[list[bytes], bool
         batch.downloads += 1
         truncate = state.config.faults.truncate_results and batch.downloads == 1
     return [batch.lines[i] for i in order], truncate
-
-
-def wait_until(predicate: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

@@ -1,6 +1,5 @@
-"""The simulated prompt cache: entries keyed by API key and exact prefix (tools -> system ->
-messages) up to each breakpoint, with TTLs, per-model minimums, and entries usable only after
-the request that created them finished."""
+"""The simulated prompt cache: entries per API key and exact prefix up to each breakpoint, with
+TTLs, per-model minimums, commit-after-finish, and each entry's writer (for in-batch misses)."""
 
 from __future__ import annotations
 
@@ -21,6 +20,7 @@ class Accounting:
     write_5m: int
     write_1h: int
     writes: list[tuple[bytes, str]]  # what to commit once the request finished
+    missed_own: bool = False  # a live entry written by the item's own batch was not read
 
     def usage(self, output_tokens: int, tier: str) -> dict[str, Any]:
         return {
@@ -38,28 +38,40 @@ class Accounting:
         }
 
 
+@dataclass(slots=True)
+class Entry:
+    expires_at: float
+    ttl: float
+    writer: str | None  # the batch whose item last wrote it; None for /v1/messages
+
+
 class PromptCache:
     def __init__(self, catalog: Catalog, clock: Callable[[], float]) -> None:
         self._catalog = catalog
         self._clock = clock
-        self._entries: dict[tuple[str, bytes], float] = {}  # -> expires_at
-        self._ttls: dict[tuple[str, bytes], float] = {}
+        self._entries: dict[tuple[str, bytes], Entry] = {}
 
-    def account(self, api_key: str, params: dict[str, Any]) -> Accounting:
-        """Usage for a request, reading committed entries only (refreshing their TTL)."""
+    def account(
+        self, api_key: str, params: dict[str, Any], writer: str | None = None, read_own: bool = True
+    ) -> Accounting:
+        """Usage for a request, reading committed entries only (refreshing their TTL). With
+        ``read_own`` false, entries last written by ``writer`` (the item's batch) are missed."""
         model = params["model"]
         blocks = request_blocks(params)
         total = sum(b.tokens for b in blocks)
         minimum = self._catalog.models[model].min_cache_tokens
         points = [p for p in breakpoints(model, blocks) if p.prefix_tokens >= minimum]
         now = self._clock()
-        read = 0
+        read = skipped = 0
         for point in points:
-            slot = (api_key, point.key)
-            expires = self._entries.get(slot)
-            if expires is not None and expires > now:
-                read = point.prefix_tokens
-                self._entries[slot] = now + self._ttls[slot]
+            entry = self._entries.get((api_key, point.key))
+            if entry is None or entry.expires_at <= now:
+                continue
+            if not read_own and writer is not None and entry.writer == writer:
+                skipped = point.prefix_tokens
+                continue
+            read = point.prefix_tokens
+            entry.expires_at = now + entry.ttl
         w5 = w1 = 0
         boundary = read
         writes = []
@@ -73,15 +85,15 @@ class PromptCache:
                 w5 += increment
             boundary = point.prefix_tokens
             writes.append((point.key, point.ttl))
-        return Accounting(total - boundary, read, w5, w1, writes)
+        return Accounting(total - boundary, read, w5, w1, writes, skipped > read)
 
-    def commit(self, api_key: str, writes: list[tuple[bytes, str]]) -> None:
+    def commit(
+        self, api_key: str, writes: list[tuple[bytes, str]], writer: str | None = None
+    ) -> None:
         now = self._clock()
         for key, ttl in writes:
             seconds = TTL_SECONDS.get(ttl, 300.0)
-            self._entries[(api_key, key)] = now + seconds
-            self._ttls[(api_key, key)] = seconds
+            self._entries[(api_key, key)] = Entry(now + seconds, seconds, writer)
 
     def clear(self) -> None:
         self._entries.clear()
-        self._ttls.clear()

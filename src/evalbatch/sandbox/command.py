@@ -66,7 +66,10 @@ def sandbox_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 = pick a free one).")] = 0,
     responder: Annotated[
-        str, typer.Option("--responder", help="echo | script:FILE | python:module:function")
+        str,
+        typer.Option(
+            "--responder", help="echo | script:FILE | python:module:function | quality:PROFILE"
+        ),
     ] = "echo",
     batch_latency: Annotated[
         float, typer.Option("--batch-latency", help="Seconds a batch takes.")
@@ -90,6 +93,16 @@ def sandbox_command(
             help="Items of a batch processed together (a wave cannot read its own cache writes).",
         ),
     ] = 1,
+    batch_cache_hit_rate: Annotated[
+        float,
+        typer.Option(
+            "--batch-cache-hit-rate",
+            min=0.0,
+            max=1.0,
+            help="Probability that a batch item reads a cache entry its own batch wrote "
+            "(entries from before the batch are always read).",
+        ),
+    ] = 1.0,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback host.")
     ] = False,
@@ -108,6 +121,7 @@ def sandbox_command(
         seed=seed,
         expire_after=expire_after,
         batch_concurrency=batch_concurrency,
+        batch_cache_hit_rate=batch_cache_hit_rate,
         host=host,
         port=port,
         allow_remote=allow_remote,

@@ -1,10 +1,11 @@
-"""The sandbox's settings: responder, batch timing, faults, rate limits, seed."""
+"""The sandbox's settings: responder, batch timing and cache behaviour, faults, rate limits,
+seed; and their plain-JSON description, served at /_sandbox/config."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -48,8 +49,39 @@ class SandboxConfig:
     seed: int = 0
     expire_after: float | None = None  # unfinished batch items expire after this many seconds
     batch_concurrency: int = 1  # items processed together: a wave cannot read its own writes
+    # Probability that a batch item reads a cache entry written earlier by its own batch (drawn
+    # per batch and custom_id); entries from before the batch are always read.
+    batch_cache_hit_rate: float = 1.0
     max_batch_bytes: int = 256_000_000
     host: str = "127.0.0.1"
     port: int = 0
     allow_remote: bool = False
     clock: Callable[[], float] = time.time
+
+    def check(self) -> None:
+        """ValueError for a setting out of range (the CLI exits 2 on it)."""
+        if not 0.0 <= self.batch_cache_hit_rate <= 1.0:
+            raise ValueError(
+                f"batch_cache_hit_rate: a probability between 0 and 1 "
+                f"(got {self.batch_cache_hit_rate!r})"
+            )
+        if self.batch_concurrency < 1:
+            raise ValueError(f"batch_concurrency: at least 1 (got {self.batch_concurrency!r})")
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain JSON, so a benchmark can report what it ran with."""
+        responder = self.responder
+        if callable(responder):
+            responder = f"callable:{getattr(responder, '__qualname__', type(responder).__name__)}"
+        return {
+            "responder": responder,
+            "seed": self.seed,
+            "batch_latency": self.batch_latency,
+            "message_latency": self.message_latency,
+            "batch_concurrency": self.batch_concurrency,
+            "batch_cache_hit_rate": self.batch_cache_hit_rate,
+            "expire_after": self.expire_after,
+            "max_batch_bytes": self.max_batch_bytes,
+            "faults": asdict(self.faults),
+            "rate_limits": [asdict(limit) for limit in self.rate_limits],
+        }

@@ -1,4 +1,5 @@
-"""Responders decide what text the sandbox answers: `echo`, `script:FILE`, `python:module:fn`."""
+"""Responders decide what text the sandbox answers: `echo`, `script:FILE`, `python:module:fn`,
+`quality:PROFILE` (known ground truth, see quality.py)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,11 @@ import orjson
 import yaml
 
 from ..usercode import load_file_module
+from .prompts import last_user_text
+from .quality import QualityResponder
+from .quality_profile import load_profile
 
 Responder = Callable[[dict[str, Any]], Any]
-
-
-def last_user_text(params: dict[str, Any]) -> str:
-    for message in reversed(params.get("messages") or []):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        return "".join(b.get("text", "") for b in content or [] if b.get("type") == "text")
-    return ""
 
 
 def echo(params: dict[str, Any]) -> str:
@@ -89,7 +82,11 @@ def _python(ref: str) -> Responder:
     return func  # type: ignore[no-any-return]
 
 
-def load_responder(spec: str | Responder) -> Responder:
+def load_responder(
+    spec: str | Responder, seed: int = 0, count: Callable[[str], None] | None = None
+) -> Responder:
+    """The responder for ``spec``; ValueError (one line) when it cannot be loaded. ``seed`` and
+    ``count`` (add 1 to a stats counter) serve responders that draw or count."""
     if callable(spec):
         return spec
     if spec == "echo":
@@ -101,4 +98,9 @@ def load_responder(spec: str | Responder) -> Responder:
         return ScriptResponder(path)
     if spec.startswith("python:"):
         return _python(spec[len("python:") :])
-    raise ValueError(f"unknown responder {spec!r} (use echo, script:FILE, python:module:function)")
+    if spec.startswith("quality:"):
+        return QualityResponder(load_profile(Path(spec[len("quality:") :])), seed, count)
+    raise ValueError(
+        f"unknown responder {spec!r} "
+        "(use echo, script:FILE, python:module:function, quality:PROFILE)"
+    )

@@ -86,6 +86,11 @@ class SandboxServer:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def settings(self) -> dict[str, Any]:
+        """The settings it serves with, as /_sandbox/config reports them."""
+        with urllib.request.urlopen(f"{self.base_url}/_sandbox/config", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+
     def stats(self, *, reset: bool = False) -> dict[str, Any]:
         """The counters of /_sandbox/stats; ``reset`` also clears them and the prompt cache."""
         with urllib.request.urlopen(f"{self.base_url}/_sandbox/stats", timeout=10) as resp:

@@ -51,20 +51,33 @@ class Bucket:
 
 class SandboxState:
     def __init__(self, config: SandboxConfig) -> None:
+        config.check()
         self.config = config
         self.catalog = load_catalog()
         self.cache = PromptCache(self.catalog, config.clock)
         self.rng = random.Random(config.seed)
-        self.responder = load_responder(config.responder)
         self.lock = threading.RLock()
         self.stats: Counter[str] = Counter()
+        self.responder = load_responder(config.responder, config.seed, self.count)
         self.fault_script = list(config.faults.script)
         self._buckets: dict[tuple[str, str], Bucket] = {}
 
+    def count(self, counter: str) -> None:
+        with self.lock:
+            self.stats[counter] += 1
+
     # -- answering ----------------------------------------------------------------------------
-    def answer(self, params: dict[str, Any], api_key: str, tier: str) -> dict[str, Any]:
+    def answer(
+        self,
+        params: dict[str, Any],
+        api_key: str,
+        tier: str,
+        writer: str | None = None,
+        read_own: bool = True,
+    ) -> dict[str, Any]:
         """A full Message for a valid request. Cache entries it writes are committed by the
-        caller once the request finished (see ``commit``)."""
+        caller once the request finished (see ``commit``). A batch item passes its batch id as
+        ``writer``, and ``read_own=False`` when it is to miss entries its batch wrote."""
         reply = self.responder(params)
         stop_reason = "end_turn"
         stop_sequence = None
@@ -81,7 +94,7 @@ class SandboxState:
         if cut:
             stop_reason, stop_sequence = "max_tokens", None
         with self.lock:
-            accounting = self.cache.account(api_key, params)
+            accounting = self.cache.account(api_key, params, writer, read_own)
         output_tokens = len(_TOKEN.findall(text))
         message = {
             "id": new_id("msg"),
@@ -98,11 +111,15 @@ class SandboxState:
             "writes": accounting.writes,
             "read": accounting.cache_read,
             "written": accounting.write_5m + accounting.write_1h,
+            "writer": writer,
+            "missed_own": accounting.missed_own,
         }
 
     def commit(self, api_key: str, answered: dict[str, Any]) -> None:
         with self.lock:
-            self.cache.commit(api_key, answered["writes"])
+            self.cache.commit(api_key, answered["writes"], answered["writer"])
+            if answered["missed_own"]:
+                self.stats["batch_cache_misses"] += 1
             if answered["read"]:
                 self.stats["cache_reads"] += 1
                 self.stats["cache_read_tokens"] += answered["read"]
