@@ -150,17 +150,23 @@ def compare_pass_fail(
     )
 
 
-def _bootstrap_means(diffs: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """Means of ``n_resamples`` resamples (with replacement) of ``diffs``; reproducible."""
-    rng = np.random.default_rng(seed)
-    n = len(diffs)
-    block = max(1, _BOOTSTRAP_BLOCK // n)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, block):
-        stop = min(n_resamples, start + block)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = diffs[idx].mean(axis=1)
-    return means
+def _bootstrap_interval(
+    diffs: np.ndarray, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile interval of the mean of ``diffs`` by scipy's bootstrap, seeded, resampled in
+    batches so memory stays flat whatever the number of pairs."""
+    if np.ptp(diffs) == 0.0:  # every resample has the same mean
+        return float(diffs[0]), float(diffs[0])
+    result = sps.bootstrap(
+        (diffs,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        batch=max(1, _BOOTSTRAP_BLOCK // len(diffs)),
+        random_state=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def compare_numeric(
@@ -187,8 +193,7 @@ def compare_numeric(
         row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise ValueError(f"pair {row} has a value that is not a finite number: {arr[row].tolist()}")
     diffs = arr[:, 1] - arr[:, 0]
-    alpha = 1.0 - confidence
-    low, high = np.quantile(_bootstrap_means(diffs, n_resamples, seed), [alpha / 2, 1 - alpha / 2])
+    low, high = _bootstrap_interval(diffs, confidence, n_resamples, seed)
     if not diffs.any():
         p_value, test = 1.0, "none (every difference is zero)"
     else:
@@ -206,26 +211,17 @@ def compare_numeric(
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the order given.
-
-    Matches ``scipy.stats.false_discovery_control(method='bh')``; an empty input gives [].
-    """
+    """Benjamini-Hochberg adjusted p-values (q-values), in the order given, by
+    ``scipy.stats.false_discovery_control(method='bh')``; an empty input gives []."""
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return []
     bad = np.flatnonzero(~((p >= 0.0) & (p <= 1.0)))  # also catches NaN
     if bad.size:
         raise ValueError(f"p-value {bad[0]} is {float(p[bad[0]])}; p-values must be within [0, 1]")
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, m + 1)
-    # The q-value of a rank is the smallest scaled p at that rank or any larger one.
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    q = sps.false_discovery_control(p, method="bh")
     # q >= p always holds in exact arithmetic; p * m / m can round one ulp below p.
-    adjusted = np.maximum(adjusted, p[order])
-    out = np.empty(m)
-    out[order] = np.clip(adjusted, 0.0, 1.0)
-    return [float(q) for q in out]
+    return [float(v) for v in np.clip(np.maximum(q, p), 0.0, 1.0)]
 
 
 def verdict(

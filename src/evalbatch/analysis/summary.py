@@ -77,7 +77,7 @@ class RunSummary:
         return self.cases_passed / self.cases_scored if self.cases_scored else None
 
     def total(self, attr: str) -> float:
-        return sum(getattr(line, attr) for line in self.costs)
+        return float(sum(getattr(line, attr) for line in self.costs))
 
     @property
     def routed(self) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import BatchInfo, Provider
+from ..records import BatchInfo
+from .base import Provider
 
 __all__ = ["BatchInfo", "Provider", "open_provider"]
 

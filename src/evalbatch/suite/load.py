@@ -25,10 +25,13 @@ from .schema import (
     Suite,
 )
 
+KeyPath = tuple[str | int, ...]
+Lines = dict[KeyPath, int]
+
 # -- YAML with line numbers -------------------------------------------------------------------
 
 
-def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict:
+def _line_map(node: yaml.Node | None, path: KeyPath = (), out: Lines | None = None) -> Lines:
     """(key path) -> 1-based line, for every mapping key and sequence item."""
     out = {} if out is None else out
     if node is None:
@@ -47,11 +50,13 @@ def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None)
 
 
 class _Located:
-    def __init__(self, display: str, lines: dict, overrides: dict | None = None) -> None:
+    def __init__(
+        self, display: str, lines: Lines, overrides: dict[KeyPath, str] | None = None
+    ) -> None:
         self.display, self.lines = display, lines
-        self.overrides: dict[tuple, str] = overrides or {}  # key path -> "--set key=value"
+        self.overrides: dict[KeyPath, str] = overrides or {}  # key path -> "--set key=value"
 
-    def at(self, path: tuple) -> str:
+    def at(self, path: KeyPath) -> str:
         """Where a key path came from: the file's line, or the --set flag that overrode it."""
         while path:
             if path in self.overrides:
@@ -61,7 +66,7 @@ class _Located:
             path = path[:-1]
         return self.display
 
-    def error(self, path: tuple, message: str) -> SuiteError:
+    def error(self, path: KeyPath, message: str) -> SuiteError:
         return SuiteError(message, where=self.at(path))
 
 
@@ -111,7 +116,9 @@ def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _check_keys(raw: dict, allowed: tuple[str, ...], path: tuple, loc: _Located, what: str) -> None:
+def _check_keys(
+    raw: dict[str, Any], allowed: tuple[str, ...], path: KeyPath, loc: _Located, what: str
+) -> None:
     for key in raw:
         if key not in allowed:
             raise loc.error(
@@ -122,7 +129,7 @@ def _check_keys(raw: dict, allowed: tuple[str, ...], path: tuple, loc: _Located,
 # -- overrides and includes -------------------------------------------------------------------
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for item in overrides:
         if "=" not in item:
             raise SuiteError(f"--set {item}: expected key=value")
@@ -230,7 +237,7 @@ def _validation_error(exc: ValidationError, loc: _Located) -> SuiteError:
     return loc.error(path, f"{field}: {msg}{shown}")
 
 
-def _generate(raw: Any, base_dir: Path, loc: _Located) -> dict:
+def _generate(raw: Any, base_dir: Path, loc: _Located) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise loc.error(("generate",), "generate: must be a mapping with prompt and model")
     _check_keys(raw, GENERATE_KEYS, ("generate",), loc, "generate")
@@ -247,7 +254,7 @@ def _generate(raw: Any, base_dir: Path, loc: _Located) -> dict:
     return out
 
 
-def _cases(raw: Any, base_dir: Path, loc: _Located) -> dict:
+def _cases(raw: Any, base_dir: Path, loc: _Located) -> dict[str, Any]:
     if isinstance(raw, list):
         if not raw:
             raise loc.error(("cases",), "cases: the inline list is empty")
@@ -269,7 +276,7 @@ def _cases(raw: Any, base_dir: Path, loc: _Located) -> dict:
     return {"format": fmt, "path": path, "display": display_path(path)}
 
 
-def _routing(raw: Any, loc: _Located) -> dict:
+def _routing(raw: Any, loc: _Located) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise loc.error(("routing",), "routing: a mapping of difficulty labels to models")
     if "default" not in raw:
@@ -293,12 +300,12 @@ def _routing(raw: Any, loc: _Located) -> dict:
     return {"table": table, "default": raw["default"], "rules": rules}
 
 
-def _grade(raw: Any, loc: _Located) -> list[dict]:
+def _grade(raw: Any, loc: _Located) -> list[dict[str, Any]]:
     from ..graders import KNOWN_GRADERS
 
     if not isinstance(raw, list):
         raise loc.error(("grade",), 'grade: a list of graders, e.g. - contains: "{{ target }}"')
-    specs: list[dict] = []
+    specs: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw):
         path = ("grade", i)
@@ -334,7 +341,7 @@ def _grade(raw: Any, loc: _Located) -> list[dict]:
     return specs
 
 
-def _cache(raw: Any, loc: _Located) -> dict:
+def _cache(raw: Any, loc: _Located) -> dict[str, Any]:
     if raw is True or raw == "auto":
         return {"mode": "auto"}
     if raw is False or raw == "off":  # YAML reads a bare `off` as false
@@ -352,7 +359,7 @@ def _check_models(suite: Suite, loc: _Located) -> None:
     catalog = load_catalog()
     known = ", ".join(sorted(catalog.aliases))
 
-    def check(name: str, path: tuple, allow_route: bool) -> None:
+    def check(name: str, path: KeyPath, allow_route: bool) -> None:
         if allow_route and name == "route":
             return
         if not catalog.is_known(name):
