@@ -443,3 +443,65 @@ def test_grade_many_runs_in_parallel_and_keeps_the_order(tmp_path: Path) -> None
     elapsed = time.monotonic() - started
     assert [s.passed for s in scores] == [True, False, True, False]
     assert elapsed < 4 * 0.6, f"4 executions of 0.6s took {elapsed:.2f}s with 4 workers"
+
+
+# --- no silent downgrade ----------------------------------------------------------------------
+
+
+def test_without_bubblewrap_the_grader_refuses_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    with pytest.raises(ValueError, match=r"`apt-get install bubblewrap`.*`isolation: none`"):
+        _grader(tmp_path)
+
+
+def test_isolation_none_is_recorded_and_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # opting out needs no bwrap
+    grader = _grader(tmp_path, isolation="none")
+    assert grader.manifest_entry()["isolation"] == "none"
+    assert "UNISOLATED" in (grader.isolation_warning() or "")
+    assert grader.grade(ADD, ADD_CASE).passed is True
+    # Unisolated, a pass must still be earned.
+    assert grader.grade("import os\nos._exit(0)\n", ADD_CASE) == Score(
+        "code", False, 0.0, "exited before the tests ran (exit 0)"
+    )
+
+
+def test_the_sandbox_is_the_default_and_is_recorded(tmp_path: Path) -> None:
+    grader = _grader(tmp_path)
+    assert grader.isolation == "bwrap" and grader.isolation_warning() is None
+    entry = grader.manifest_entry()
+    assert entry["isolation"] == "bwrap" and entry["extra_paths"] == []
+
+
+def test_extra_paths_are_readable_and_importable_but_read_only(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "helper.py").write_text("def add(a, b):\n    return a + b\n")
+    output = "import helper\nadd = helper.add\nopen(helper.__file__, 'a').write('# owned')\n"
+    score = _grade(tmp_path, output, extra_paths=["lib"])
+    assert score.passed is False
+    assert re.search(r"Read-only file system|Permission denied", score.explanation), score
+    assert (lib / "helper.py").read_text().endswith("return a + b\n")
+    assert _grade(tmp_path, "import helper\nadd = helper.add\n", extra_paths=["lib"]).passed
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"isolation": "docker"}, "isolation: bwrap or none"),
+        ({"extra_paths": ["missing"]}, "extra_paths: missing does not exist"),
+        ({"extra_paths": ["/"]}, "cannot be shown to the program"),
+        ({"extra_paths": "lib"}, "extra_paths: a list of paths"),
+        ({"workers": 0}, "workers: a positive number"),
+        ({"timeout_s": "soon"}, "timeout_s: a positive number"),
+    ],
+)
+def test_bad_sandbox_options_are_rejected(
+    params: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _grader(tmp_path, **params)
