@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import resource
+import site
 import sys
 from typing import Any
 
@@ -79,7 +80,8 @@ def run(config: dict[str, Any]) -> None:
     marker = int(config["marker_fd"])
     token = str(config.pop("token"))
     close_other_fds(marker)
-    sys.path.extend(str(p) for p in config["paths"])
+    for path in config["paths"]:  # -S: no site-packages but these (with their .pth files)
+        site.addsitedir(str(path))
     candidate = source_file("candidate.py", config["candidate"])
     tests = source_file("tests.py", config["tests"])
     apply_limits(config["limits"])

@@ -169,7 +169,7 @@ def _spawn(
     runtime = python_runtime()
     if bwrap is None:
         harness = str(Path(__file__).with_name("_harness.py"))
-        launch = BwrapLaunch([runtime.python, "-I", "-B", harness])
+        launch = BwrapLaunch([runtime.python, "-I", "-S", "-B", harness])
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
@@ -178,7 +178,7 @@ def _spawn(
             "PYTHONIOENCODING": "utf-8",
         }
     else:
-        command = [runtime.python, "-I", "-B", HARNESS]
+        command = [runtime.python, "-I", "-S", "-B", HARNESS]
         if drops_privileges():
             command.append(json.dumps([SANDBOX_ID, SANDBOX_ID]))
         launch = bwrap_launch(bwrap, runtime, command, list(program.extra_paths), limits.tmpfs_mb)
