@@ -408,6 +408,37 @@ EARLY_EXITS = {
         "    except OSError:\n        pass\nos._exit(0)\n",
         "exited before the tests ran (exit 0)",
     ),
+    "a pass forged from what the marker channel shows": (
+        textwrap.dedent(
+            """
+            import os, socket
+            seen = set()
+            for fd in range(3, 64):  # read every fd back, as a pipe reopened or as a socket
+                try:
+                    h = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+                    seen.update(os.read(h, 4096).decode(errors="ignore").split())
+                    os.close(h)
+                except OSError:
+                    pass
+                try:
+                    s = socket.socket(fileno=os.dup(fd))
+                    s.setblocking(False)
+                    seen.update(s.recv(4096).decode(errors="ignore").split())
+                    s.close()
+                except OSError:
+                    pass
+            for fd in range(3, 64):
+                for word in seen:
+                    for line in (word, f"{word} tests", f"{word} pass"):
+                        try:
+                            os.write(fd, f"{line}\\n".encode())
+                        except OSError:
+                            pass
+            os._exit(0)
+            """
+        ),
+        "exited before the tests ran (exit 0)",
+    ),
 }
 
 
@@ -453,6 +484,17 @@ def test_without_bubblewrap_the_grader_refuses_to_load(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
     with pytest.raises(ValueError, match=r"`apt-get install bubblewrap`.*`isolation: none`"):
+        _grader(tmp_path)
+
+
+def test_a_bubblewrap_that_cannot_build_a_sandbox_refuses_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bwrap"  # as on a host where unprivileged user namespaces are off
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ValueError, match=r"cannot build a sandbox here \(bwrap: No permissions"):
         _grader(tmp_path)
 
 

@@ -1,10 +1,10 @@
 """The test harness the `code` grader runs inside the sandbox: limits, then the candidate, then
 the tests, then the completion marker. Standard library only; it runs under the bare runtime.
 
-Protocol: a JSON config arrives on stdin (read whole, then stdin is /dev/null); progress lines
-``<token> ready``, ``<token> tests`` and, only after the tests returned, ``<token> pass`` go to
-the marker fd. A program that exits (or is killed) before that never writes the pass line, and
-lines without this execution's token are ignored, so it cannot pass by exiting early.
+Protocol: a JSON config arrives on stdin and two random tokens on their own pipe (both drained,
+so nothing is left there to read); progress lines ``<progress> ready`` and ``<progress> tests``
+go to the marker fd, and ``<passed>`` alone only after the tests returned. A program that exits
+(or is killed) before that never writes the pass token, so it cannot pass by exiting early.
 """
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ def read_config() -> dict[str, Any]:
     return config
 
 
+def read_tokens(fd: int) -> tuple[str, str]:
+    """(progress, passed), from a pipe drained to the end and closed."""
+    data = b""
+    while chunk := os.read(fd, 256):
+        data += chunk
+    os.close(fd)
+    progress, passed = data.decode().split()
+    return progress, passed
+
+
 def close_other_fds(keep: int) -> None:
     """Only stdio and the marker fd reach the candidate."""
     os.closerange(3, keep)
@@ -78,12 +88,11 @@ def source_file(name: str, text: str) -> str:
 
 def run(config: dict[str, Any]) -> None:
     marker = int(config["marker_fd"])
-    token = str(config.pop("token"))
+    progress, passed = read_tokens(int(config["token_fd"]))
     close_other_fds(marker)
     for path in config["paths"]:  # -S: no site-packages but these (with their .pth files)
         site.addsitedir(str(path))
     candidate = source_file("candidate.py", config["candidate"])
-    tests = source_file("tests.py", config["tests"])
     apply_limits(config["limits"])
     namespace: dict[str, Any] = {
         "__name__": "__main__",
@@ -91,14 +100,16 @@ def run(config: dict[str, Any]) -> None:
         "__builtins__": builtins,
     }
     sys.argv = [candidate]
-    _write(marker, f"{token} ready\n".encode())
+    _write(marker, f"{progress} ready\n".encode())
     exec(compile(config["candidate"], candidate, "exec"), namespace)
-    _write(marker, f"{token} tests\n".encode())
-    exec(compile(config["tests"], tests, "exec"), namespace)
+    _write(marker, f"{progress} tests\n".encode())
+    # On disk only now, and only for tracebacks: what runs is the source in memory.
+    tests = config.pop("tests")
+    exec(compile(tests, source_file("tests.py", tests), "exec"), namespace)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a stream the candidate broke; the tests ran
             stream.flush()
-    _write(marker, f"{token} pass\n".encode())
+    _write(marker, f"{passed}\n".encode())
     _exit(0)  # skip atexit hooks and threads the candidate left behind
 
 

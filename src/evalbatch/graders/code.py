@@ -14,7 +14,7 @@ from typing import Any
 from ..records import Case, Score
 from ..templates import render
 from .base import Grader
-from .execution import Execution, Limits, Program, describe, execute
+from .execution import Execution, Limits, Program, execute
 from .isolation import require_bwrap
 
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
@@ -108,7 +108,7 @@ class CodeGrader(Grader):
             "memory_mb": self.memory_mb,
             "isolation": self.isolation,
             "extra_paths": list(self.extra_paths),
-            "limits": describe(self.limits),
+            "limits": self.limits.manifest_entry(),
         }
 
     def isolation_warning(self) -> str | None:

@@ -4,6 +4,7 @@ for the whole process tree, output captured up to a cap, and the phase the harne
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import secrets
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +23,7 @@ from typing import Any, Literal
 from .isolation import (
     HARNESS,
     SANDBOX_ID,
-    BwrapLaunch,
+    Launch,
     bwrap_launch,
     drops_privileges,
     python_runtime,
@@ -30,6 +32,7 @@ from .isolation import (
 Phase = Literal["setup", "candidate", "tests", "passed"]
 _GRACE_S = 0.25  # after the program ended, how long a pipe may stay open before we stop reading
 _MARKER_CAP = 4096
+_PIPE_MAX = 1 << 20  # fs.pipe-max-size's default: the largest pipe an unprivileged user gets
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ class Limits:
     processes: int = 64
     tmpfs_mb: int = 64
     output_kb: int = 64
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """What the manifest records beyond ``timeout_s`` and ``memory_mb``."""
+        return {
+            "file_mb": self.file_mb,
+            "open_files": self.open_files,
+            "processes": self.processes,
+            "tmpfs_mb": self.tmpfs_mb,
+            "output_kb": self.output_kb,
+        }
 
     def rlimits(self, isolated: bool) -> dict[str, int | None]:
         return {
@@ -107,37 +120,39 @@ class _Capture:
 
 def execute(program: Program, limits: Limits, bwrap: str | None) -> Execution:
     """Run ``program`` in the bwrap sandbox (``bwrap`` is its path) or, with None, unisolated."""
-    token = secrets.token_hex(16)
-    marker_r, marker_w = os.pipe()
+    # Two tokens: progress lines carry the first; only the pass line carries the second, so
+    # nothing the program can read from the marker pipe before the end helps it forge a pass.
+    tokens = _Tokens(secrets.token_hex(16), secrets.token_hex(16))
     workdir = None if bwrap else tempfile.mkdtemp(prefix="evalbatch-code-")
+    fds = _Fds()
     try:
+        marker_r, marker_w = fds.one_way_channel()
+        token_r = _filled_pipe(fds, f"{tokens.progress} {tokens.passed}".encode())
         config = {
-            "token": token,
             "marker_fd": marker_w,
+            "token_fd": token_r,
             "candidate": program.candidate,
             "tests": program.tests,
             "paths": list(program.extra_paths),
             "limits": limits.rlimits(isolated=bwrap is not None),
         }
-        stdin = _stdin(json.dumps(config).encode())
+        stdin = _filled_pipe(fds, json.dumps(config).encode())
         started = time.monotonic()
+        proc, launch = _spawn(bwrap, program, limits, workdir, stdin, (marker_w, token_r))
+        fds.close(stdin, marker_w, token_r)
         try:
-            proc, launch = _spawn(bwrap, program, limits, workdir, stdin, marker_w)
-        finally:
-            os.close(stdin)
-        os.close(marker_w)
-        marker_w = -1
-        launch.after_spawn()
-        streams, timed_out = _collect(proc, marker_r, limits, started)
+            launch.after_spawn()
+            streams, timed_out = _collect(proc, marker_r, limits, started)
+        except BaseException:
+            _kill(proc)
+            raise
     finally:
-        for fd in (marker_r, marker_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        fds.close_all()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     code = proc.returncode
     return Execution(
-        phase=_phase(streams[2], token),
+        phase=tokens.phase(streams[2]),
         exit_code=None if timed_out else code,
         signal=_signal(code, isolated=bwrap is not None) if not timed_out else None,
         timed_out=timed_out,
@@ -147,15 +162,74 @@ def execute(program: Program, limits: Limits, bwrap: str | None) -> Execution:
     )
 
 
-def _stdin(data: bytes) -> int:
-    """The config as an in-memory file: no pipe to feed while the child starts, nothing on disk."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("evalbatch-harness-config")
-    else:  # pragma: no cover - non-Linux, unisolated only
-        fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
+@dataclass(frozen=True)
+class _Tokens:
+    """One execution's secrets: the harness's progress lines carry ``progress``; its last line,
+    written only after the tests returned, is ``passed`` alone."""
+
+    progress: str
+    passed: str
+
+    def phase(self, marker: str) -> Phase:
+        """How far the harness got; lines without this execution's tokens are not its own."""
+        lines = marker.splitlines()
+        if self.passed in lines:
+            return "passed"
+        prefix = f"{self.progress} "
+        reached = {line.removeprefix(prefix) for line in lines if line.startswith(prefix)}
+        if "tests" in reached:
+            return "tests"
+        return "candidate" if "ready" in reached else "setup"
+
+
+class _Fds:
+    """The file descriptors one execution owns, each closed exactly once: with workers, a
+    number closed twice may already belong to another execution's pipe."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+
+    def add(self, fd: int) -> int:
+        self._open.add(fd)
+        return fd
+
+    def pipe(self) -> tuple[int, int]:
+        read, write = os.pipe()
+        return self.add(read), self.add(write)
+
+    def one_way_channel(self) -> tuple[int, int]:
+        """(read, write) of a socket pair that only carries data towards ``read``. Unlike a
+        pipe, the writing side cannot reopen it for reading through /proc/self/fd, so the
+        program cannot take the harness's progress lines (and their token) out of it."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.shutdown(socket.SHUT_WR)
+        theirs.shutdown(socket.SHUT_RD)
+        return self.add(ours.detach()), self.add(theirs.detach())
+
+    def close(self, *fds: int) -> None:
+        for fd in fds:
+            if fd in self._open:
+                self._open.discard(fd)
+                os.close(fd)
+
+    def close_all(self) -> None:
+        self.close(*sorted(self._open))
+
+
+def _filled_pipe(fds: _Fds, data: bytes) -> int:
+    """The read end of a pipe that already holds ``data`` and has no writer left. The harness
+    drains it, so nothing stays behind for the program to read from bwrap's PID 1 (which
+    holds a copy of every fd the sandbox starts with)."""
+    read, write = fds.pipe()
+    if len(data) > _PIPE_MAX:
+        raise ValueError(f"the program and its tests exceed {_PIPE_MAX >> 20} MB")
+    if len(data) > 65536:
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_MAX)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(write, view) :]
+    fds.close(write)
+    return read
 
 
 def _spawn(
@@ -164,12 +238,12 @@ def _spawn(
     limits: Limits,
     workdir: str | None,
     stdin: int,
-    marker_w: int,
-) -> tuple[subprocess.Popen[bytes], BwrapLaunch]:
+    child_fds: tuple[int, ...],
+) -> tuple[subprocess.Popen[bytes], Launch]:
     runtime = python_runtime()
     if bwrap is None:
         harness = str(Path(__file__).with_name("_harness.py"))
-        launch = BwrapLaunch([runtime.python, "-I", "-S", "-B", harness])
+        launch = Launch([runtime.python, "-I", "-S", "-B", harness])
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
@@ -189,7 +263,7 @@ def _spawn(
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(marker_w, *launch.pass_fds),
+            pass_fds=(*child_fds, *launch.pass_fds),
             env=env,
             cwd=workdir,
             start_new_session=True,  # one process group to kill (all the tree, when isolated)
@@ -280,16 +354,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _phase(marker: str, token: str) -> Phase:
-    """How far the harness got; lines without this execution's token are not its own."""
-    reached = {line[len(token) + 1 :] for line in marker.splitlines() if line.startswith(token)}
-    if "pass" in reached:
-        return "passed"
-    if "tests" in reached:
-        return "tests"
-    return "candidate" if "ready" in reached else "setup"
-
-
 def _signal(code: int | None, isolated: bool) -> int | None:
     """The signal that ended the program: negative return codes unisolated; bwrap reports a
     signalled child as 128 + signal."""
@@ -300,14 +364,3 @@ def _signal(code: int | None, isolated: bool) -> int | None:
     if isolated and code > 128:
         return code - 128
     return None
-
-
-def describe(limits: Limits) -> dict[str, Any]:
-    """The limits as the manifest records them."""
-    return {
-        "file_mb": limits.file_mb,
-        "open_files": limits.open_files,
-        "processes": limits.processes,
-        "tmpfs_mb": limits.tmpfs_mb,
-        "output_kb": limits.output_kb,
-    }

@@ -141,8 +141,9 @@ def _probe(bwrap: str, runtime: Runtime) -> str:
 
 
 @dataclass
-class BwrapLaunch:
-    """A bwrap command line plus the fds it needs. Under root, bwrap waits (``--userns-block-fd``)
+class Launch:
+    """A command line plus the fds it needs (none, unisolated). Under root, bwrap waits
+    (``--userns-block-fd``)
     until ``after_spawn`` maps uid 0 and nobody into its user namespace: the harness then drops to
     nobody, a real unprivileged uid on the host, so RLIMIT_NPROC binds (it never binds uid 0)."""
 
@@ -153,34 +154,38 @@ class BwrapLaunch:
     _to_close: list[int] = field(default_factory=list)
 
     def after_spawn(self) -> None:
-        """Call right after starting ``argv``; a no-op unless the caller is root."""
-        for fd in self.pass_fds:
+        """Call right after starting ``argv``: closes the child's ends; under root, maps the
+        sandbox's uids and lets bwrap go on."""
+        spawned, self.pass_fds = self.pass_fds, ()
+        for fd in spawned:
             os.close(fd)
-        self.pass_fds = ()
-        if self.info_fd is None or self.block_fd is None:
-            return
-        pid = _child_pid(self.info_fd)
-        if pid is not None:  # None: bwrap already failed; its stderr says why
-            mapping = f"0 0 1\n{SANDBOX_ID} {SANDBOX_ID} 1\n"
-            for name in ("uid_map", "gid_map"):
-                Path(f"/proc/{pid}/{name}").write_text(mapping)
-            os.write(self.block_fd, b"1")
-        self.close()
+        try:
+            if self.info_fd is not None and self.block_fd is not None:
+                pid = _child_pid(self.info_fd)
+                if pid is not None:  # None: bwrap already failed; its stderr says why
+                    mapping = f"0 0 1\n{SANDBOX_ID} {SANDBOX_ID} 1\n"
+                    for name in ("uid_map", "gid_map"):
+                        Path(f"/proc/{pid}/{name}").write_text(mapping)
+                    os.write(self.block_fd, b"1")
+        finally:
+            self.close()
 
     def close(self) -> None:
-        for fd in (*self.pass_fds, *self._to_close):
+        """Close every fd still held, each once (a number closed twice may be reused by now)."""
+        fds = (*self.pass_fds, *self._to_close)
+        self.pass_fds, self._to_close, self.info_fd, self.block_fd = (), [], None, None
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.pass_fds, self._to_close = (), []
-        self.info_fd = self.block_fd = None
 
 
 def _child_pid(fd: int) -> int | None:
     """The sandbox's pid, from the JSON bwrap writes to ``--info-fd``."""
     deadline, data = time.monotonic() + _HANDSHAKE_S, b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        chunk = os.read(fd, 65536) if ready else b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while (left := deadline - time.monotonic()) > 0:
+        chunk = os.read(fd, 65536) if poller.poll(left * 1000) else b""
         if not chunk:
             return None
         data += chunk
@@ -193,7 +198,7 @@ def _child_pid(fd: int) -> int | None:
 
 def bwrap_launch(
     bwrap: str, runtime: Runtime, command: list[str], extra_paths: list[str], tmpfs_mb: int = 64
-) -> BwrapLaunch:
+) -> Launch:
     """The bwrap command that runs ``command`` with: new user, PID, network, IPC, UTS (and
     cgroup) namespaces; no network; only the system libraries, the runtime and ``extra_paths``,
     read-only; one size-capped tmpfs as the working directory; the environment SANDBOX_ENV."""
@@ -202,7 +207,7 @@ def bwrap_launch(
     argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
-    launch = BwrapLaunch(argv)
+    launch = Launch(argv)
     if drops_privileges():
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
