@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck docs clean
+.PHONY: setup system-deps demo test lint typecheck docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+system-deps:  # chromium, bubblewrap, postgresql from Debian (installs as root, else says how)
+	scripts/system-deps
 
 demo: $(STAMP)
 	cd examples/quickstart && EVALBATCH_HOME=$${EVALBATCH_HOME:-$(CURDIR)/.evalbatch} \
@@ -26,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: system-deps lint typecheck
 	$(BIN)/pytest -q -n 2  # two workers: the end-to-end tests mostly wait on processes
 
 docs: $(STAMP)

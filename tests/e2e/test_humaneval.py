@@ -255,6 +255,14 @@ def test_isolation_none_runs_unsandboxed_and_the_manifest_says_so(
     assert passed == set(IDS) - BROKEN
     (grader,) = _manifest_graders(_isolated_home)
     assert grader["isolation"] == "none"
+    # every run says so, and so does every report of it
+    assert "UNISOLATED (isolation: none)" in result.stderr
+    env = {**cli_env, "PATH": str(no_bwrap)}
+    for fmt in ("text", "markdown", "html", "junit"):
+        shown = run_cli(["report", "latest", "--format", fmt], env)
+        assert "UNISOLATED" in shown.stdout, fmt
+    data = json.loads(run_cli(["report", "latest", "--format", "json"], env).stdout)
+    assert any("UNISOLATED" in w for w in data["warnings"])
 
 
 @pytest.mark.parametrize("sandbox_config", [canonical_or_broken], indirect=True)

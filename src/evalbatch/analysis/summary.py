@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..catalog import Catalog, load_catalog
+from ..graders.code import manifest_warnings
 from ..records import Mode, RunStatus
 from ..store.db import Store
 from ..store.records import (
@@ -71,6 +72,7 @@ class RunSummary:
     routes: list[RouteLine] = field(default_factory=list)
     prefixes: list[PrefixLine] = field(default_factory=list)
     warming: Warming | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. code graded without isolation
 
     @property
     def pass_rate(self) -> float | None:
@@ -164,6 +166,7 @@ def summarize(store: Store, run_id: str, catalog: Catalog | None = None) -> RunS
             for line in store.reports.prefix_lines(run_id)
         ],
         warming=_warming(*store.reports.warm_requests(run_id), catalog),
+        warnings=manifest_warnings(record.manifest.get("graders", [])),
     )
 
 

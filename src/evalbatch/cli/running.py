@@ -75,6 +75,8 @@ def run(
             "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
         )
     prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
+    for warning in (w for g in prepared.graders for w in g.warnings()):
+        err.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     store = store_at(db)
     options = {
         "retries": prepared.suite.retries,

@@ -4,6 +4,7 @@ build a grade-step Request and parse the verdict that comes back."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +38,20 @@ class Grader(ABC):
     def grade(self, output: str, case: Case) -> Score:
         """Deterministic graders: score ``output`` for ``case``."""
         raise NotImplementedError
+
+    def grade_many(self, items: Sequence[tuple[str, Case]]) -> list[Score]:
+        """Scores for (output, case) pairs, in order; a grader bug is that item's error."""
+        scores = []
+        for output, case in items:
+            try:
+                scores.append(self.grade(output, case))
+            except Exception as exc:  # a grader bug is a recorded grader error, never a crash
+                scores.append(Score(grader=self.name, error=f"{exc.__class__.__name__}: {exc}"))
+        return scores
+
+    def warnings(self) -> list[str]:
+        """Lines every run with this grader must print and every report must show."""
+        return []
 
 
 class ModelGrader(Grader):

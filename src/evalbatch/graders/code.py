@@ -114,12 +114,11 @@ class CodeGrader(Grader):
     def isolation_warning(self) -> str | None:
         """The line every run must print (and every report show) when this grader runs
         model-written code without the sandbox; None when it is isolated."""
-        if self.isolation != "none":
-            return None
-        return (
-            f"grader {self.name!r} runs model-written code UNISOLATED (isolation: none): "
-            "it can read your files and environment and reach the network"
-        )
+        return unisolated_warning(self.name) if self.isolation == "none" else None
+
+    def warnings(self) -> list[str]:
+        warning = self.isolation_warning()
+        return [warning] if warning else []
 
     def program(self, output: str, case: Case) -> Program:
         ctx, where = case.context(), case.where(self.name)
@@ -176,6 +175,22 @@ class CodeGrader(Grader):
 
     def _fail(self, why: str) -> Score:
         return Score(self.name, False, 0.0, why[:500])
+
+
+def unisolated_warning(grader: str) -> str:
+    return (
+        f"grader {grader!r} runs model-written code UNISOLATED (isolation: none): "
+        "it can read your files and environment and reach the network"
+    )
+
+
+def manifest_warnings(graders: Sequence[dict[str, Any]]) -> list[str]:
+    """The warnings a stored manifest's graders call for (reports read them from there)."""
+    return [
+        unisolated_warning(str(g.get("name")))
+        for g in graders
+        if g.get("type") == "code" and g.get("isolation") == "none"
+    ]
 
 
 def _signal_name(number: int) -> str:

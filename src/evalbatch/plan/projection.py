@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..catalog import Catalog
 from ..catalog.pricing import counterfactuals
 from ..catalog.tokenizer import breakpoints, count_request, request_blocks
 from ..graders.base import ModelGrader
@@ -106,12 +107,14 @@ class Projection:
         }
 
 
-class _CacheModel:
-    """The API's prefix cache within one mode: first sight writes, later sights read."""
+class CacheModel:
+    """The API's prefix cache as `plan` assumes it: the first request with a prefix writes it,
+    every later one reads it (each write is visible to the next request). The sandbox's own
+    cache (sandbox/cache.py) is written apart, as an oracle; a test holds the two together."""
 
-    def __init__(self, prepared: Prepared) -> None:
+    def __init__(self, catalog: Catalog) -> None:
         self._seen: set[bytes] = set()
-        self._catalog = prepared.catalog
+        self._catalog = catalog
 
     def usage(self, params: dict[str, Any], input_total: int, output: int) -> Usage:
         points = breakpoints(params["model"], request_blocks(params))
@@ -161,7 +164,7 @@ def project(
     batch = suite.mode == "batch"
     previous, prev_run = _previous_outputs(store, prepared)
     lines: dict[tuple[str, str], ProjectionLine] = {}
-    cache = _CacheModel(prepared)
+    cache = CacheModel(prepared.catalog)
     warm = batch and suite.cache.mode != "off" and suite.cache.warm
     warmed: set[bytes] = set()
     counter = count_tokens or count_request

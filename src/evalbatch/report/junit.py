@@ -15,6 +15,10 @@ from .wording import p_value
 def render_junit(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
     run = summary.run
     suite = ET.Element("testsuite", name=run.suite, id=run.id)
+    if summary.warnings:
+        properties = ET.SubElement(suite, "properties")
+        for warning in summary.warnings:
+            ET.SubElement(properties, "property", name="warning", value=warning)
     tests = failures = errors = 0
     for row in rows:
         for score in row.scores:

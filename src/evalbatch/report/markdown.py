@@ -25,6 +25,7 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
         "",
         f"**{headline(summary)}** · run `{run.id}` · mode {run.mode} · "
         f"manifest `{run.manifest_hash[:12]}` · {run.cases} cases",
+        *[f"\n> **warning:** {w}" for w in summary.warnings],
         "",
         "| grader | type | pass rate | passed | failed | errors |",
         "|---|---|---:|---:|---:|---:|",

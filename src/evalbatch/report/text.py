@@ -24,6 +24,7 @@ def render_text(summary: RunSummary) -> Group:
     ]
     if run.error:
         parts.append(Text(f"needs attention: {run.error}", style="bold red"))
+    parts.extend(Text(f"warning: {w}", style="bold yellow") for w in summary.warnings)
     parts.append(_scoreboard(summary))
     parts.append(_costs(summary))
     if summary.routed:

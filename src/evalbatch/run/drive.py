@@ -6,22 +6,35 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from ..errors import ProviderError, RunLeased
 from ..records import TERMINAL_RUN, RunStatus
+from ..store.db import Store
 from ..store.leases import holder_process, new_holder
-
-if TYPE_CHECKING:
-    from .engine import Runner
+from .progress import Progress
 
 # done: until the run is done (or stops for a person); submitted: until everything due is
 # submitted (`--detach`); once: one advance (`collect` from cron).
 Until = Literal["done", "submitted", "once"]
 
 
+class Drivable(Protocol):
+    """What the loop needs of a run's driver (the engine's Runner)."""
+
+    store: Store
+    run_id: str
+    progress: Progress
+
+    def advance(self, *, resume: bool = False) -> RunStatus: ...
+    def status(self) -> RunStatus: ...
+    def submitted_all(self) -> bool: ...
+    def progress_mark(self) -> tuple[str, int, int]: ...
+    def close(self) -> None: ...
+
+
 def drive(
-    runner: Runner,
+    runner: Drivable,
     *,
     until: Until,
     resume: bool = False,
@@ -73,7 +86,7 @@ def drive(
         runner.close()
 
 
-def _reached(runner: Runner, status: RunStatus, until: Until) -> bool:
+def _reached(runner: Drivable, status: RunStatus, until: Until) -> bool:
     if status in TERMINAL_RUN or until == "once":
         return True
     return until == "submitted" and runner.submitted_all()

@@ -140,6 +140,8 @@ class Runner:
             if status == "score":
                 failpoints.hit("score.before")
                 self.progress.status("scoring")
+                for warning in (w for g in self.graders for w in g.warnings()):
+                    self.progress.status(f"warning: {warning}")
                 score_run(self.store, self.run_id, self.graders, self.suite.epochs)
                 status = "done"
                 self.store.runs.set_status(self.run_id, status)

@@ -28,29 +28,54 @@ def _pages(
         lo, hi = cases[0][0], cases[-1][0]
         outputs = store.results.step_results(run_id, GENERATE, lo, hi)
         verdicts = store.results.step_results(run_id, GRADE, lo, hi) if _graded(graders) else {}
+        slots = [
+            (idx, Case.from_json(data), epoch) for idx, data in cases for epoch in range(epochs)
+        ]
+        by_grader = {g.name: _score_page(g, slots, outputs, verdicts) for g in graders}
         rows = []
-        for idx, data in cases:
-            case = Case.from_json(data)
-            for epoch in range(epochs):
-                generated = outputs.get((idx, epoch, None))
-                for grader in graders:
-                    verdict = verdicts.get((idx, epoch, grader.name))
-                    score = _score(grader, case, generated, verdict)
-                    rows.append(
-                        ScoreRow(
-                            case_idx=idx,
-                            case_id=case.id,
-                            epoch=epoch,
-                            grader=grader.name,
-                            grader_type=grader.kind,
-                            passed=score.passed,
-                            value=score.value,
-                            explanation=score.explanation,
-                            error=score.error,
-                        )
+        for i, (idx, case, epoch) in enumerate(slots):
+            for grader in graders:
+                score = by_grader[grader.name][i]
+                rows.append(
+                    ScoreRow(
+                        case_idx=idx,
+                        case_id=case.id,
+                        epoch=epoch,
+                        grader=grader.name,
+                        grader_type=grader.kind,
+                        passed=score.passed,
+                        value=score.value,
+                        explanation=score.explanation,
+                        error=score.error,
                     )
+                )
         yield rows
         start = hi + 1
+
+
+def _score_page(
+    grader: Grader,
+    slots: list[tuple[int, Case, int]],
+    outputs: dict[tuple[int, int, str | None], StepResult],
+    verdicts: dict[tuple[int, int, str | None], StepResult],
+) -> list[Score]:
+    """One grader's scores for a page of (case, epoch) slots, in order. Deterministic graders
+    get the page's outputs at once (the code grader runs them in parallel)."""
+    scores: list[Score | None] = []
+    todo: list[tuple[int, tuple[str, Case]]] = []
+    for idx, case, epoch in slots:
+        generated = outputs.get((idx, epoch, None))
+        failed = _failure(generated)
+        if failed is not None:
+            scores.append(Score(grader=grader.name, error=f"generation {failed}"))
+        elif isinstance(grader, ModelGrader):
+            scores.append(_model_score(grader, case, verdicts.get((idx, epoch, grader.name))))
+        else:
+            todo.append((len(scores), ((generated.text if generated else None) or "", case)))
+            scores.append(None)
+    for (at, _), score in zip(todo, grader.grade_many([item for _, item in todo]), strict=True):
+        scores[at] = score
+    return [s for s in scores if s is not None]
 
 
 def _graded(graders: Sequence[Grader]) -> bool:
@@ -70,22 +95,11 @@ def _failure(row: StepResult | None) -> str | None:
     )
 
 
-def _score(
-    grader: Grader, case: Case, generated: StepResult | None, verdict: StepResult | None
-) -> Score:
-    failed = _failure(generated)
+def _model_score(grader: ModelGrader, case: Case, verdict: StepResult | None) -> Score:
+    if verdict is None and grader.kind == "pairwise":
+        return Score(grader=grader.name, error="the baseline run has no output for this case")
+    failed = _failure(verdict)
     if failed is not None:
-        return Score(grader=grader.name, error=f"generation {failed}")
-    output = (generated.text if generated else None) or ""
-    if isinstance(grader, ModelGrader):
-        if verdict is None and grader.kind == "pairwise":
-            return Score(grader=grader.name, error="the baseline run has no output for this case")
-        failed = _failure(verdict)
-        if failed is not None:
-            return Score(grader=grader.name, error=f"grading {failed}")
-        assert verdict is not None
-        return grader.parse_verdict(verdict.text or "", case)
-    try:
-        return grader.grade(output, case)
-    except Exception as exc:  # a grader bug is a recorded grader error, never a crash
-        return Score(grader=grader.name, error=f"{exc.__class__.__name__}: {exc}")
+        return Score(grader=grader.name, error=f"grading {failed}")
+    assert verdict is not None
+    return grader.parse_verdict(verdict.text or "", case)
