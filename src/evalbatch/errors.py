@@ -56,11 +56,22 @@ class NotFound(InputError):
 
 
 class ProviderError(EvalbatchError):
+    """The provider failed. ``retryable``: trying again later may work (5xx, 429, transport).
+    ``error_class`` (see records.ErrorClass) says whose trouble it is, when known."""
+
     exit_code = 3
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        error_class: str | None = None,
+    ) -> None:
         self.retryable = retryable
         self.status = status
+        self.error_class = error_class
         super().__init__(message)
 
 

@@ -29,6 +29,11 @@ BatchStatus = Literal[
     "intent", "in_progress", "canceling", "ended", "collected", "abandoned", "failed"
 ]
 ProviderBatchStatus = Literal["in_progress", "canceling", "ended"]
+# Why a request failed. Only "request" (the provider refused the request itself, e.g. an
+# invalid_request_error) is ever a result; the others leave the request pending:
+# transient (5xx, transport, expired), rate_limit (429 / 529 overloaded), auth (401 / 403: the
+# key was rejected), endpoint (404 from the API's own path: the base URL is wrong).
+ErrorClass = Literal["request", "transient", "rate_limit", "auth", "endpoint"]
 
 MODES: Final[tuple[Mode, ...]] = ("batch", "sync")
 GENERATE: Final = "generate"
@@ -203,8 +208,19 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """What a provider said about its rate limits on one response: per bucket ("requests",
+    "input_tokens", "output_tokens") the limit per minute and what remains now."""
+
+    buckets: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What the provider returned for one request (batch item or synchronous call)."""
+    """What the provider returned for one request (batch item or synchronous call).
+
+    Only a success, a cancellation, or an error about the request itself (``error_class``
+    "request") is a result; any other failure leaves the request pending (see ErrorClass)."""
 
     custom_id: str
     kind: OutcomeKind
@@ -214,8 +230,16 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     error_type: str | None = None
     error_message: str | None = None
-    retryable: bool = False
+    error_class: ErrorClass | None = None
+    retry_after: float | None = None  # seconds the provider asked us to wait
+    limits: RateLimits | None = None
     latency_ms: int | None = None
+
+    @property
+    def is_result(self) -> bool:
+        return self.kind in ("succeeded", "canceled") or (
+            self.kind == "errored" and self.error_class == "request"
+        )
 
 
 @dataclass(frozen=True)

@@ -205,11 +205,12 @@ class TestFaults:
             ),
         )
 
-    def test_every_case_ends_graded_or_with_an_explicit_terminal_error(
+    def test_faults_are_retried_and_never_recorded_as_results(
         self, tmp_path, cli_env, sandbox, _isolated_home
     ):
         cases = [{"id": f"c{i}", "input": f"q{i} yes", "target": "yes"} for i in range(200)]
-        suite = _suite(tmp_path / "s")
+        # 5 tries: 5% errored + 2% expired items almost never fail five times in a row
+        suite = _suite(tmp_path / "s", retries=4)
         suite_data = suite.read_text()
         (tmp_path / "s" / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
         suite.write_text(suite_data)
@@ -228,12 +229,10 @@ class TestFaults:
                     (run_id,),
                 ).fetchall()
             )
-            assert set(statuses) <= {"succeeded", "errored", "expired"}
-            assert sum(statuses.values()) == 400
-            # an item that failed for good says why
-            silent = "status!='succeeded' and last_error is null"
-            assert _count(db, "requests", silent, run_id) == 0
-            # every case has a verdict or an error from every grader
+            # an errored (overloaded, api_error) or expired item is not a result: sent again
+            assert statuses == {"succeeded": 400}
+            kinds = dict(db.execute("select kind, count(*) from results group by kind"))
+            assert kinds == {"succeeded": 400}
             decided = "(passed is not null or error is not null)"
             assert _count(db, "scores", decided, run_id) == 400
             dupes = db.execute(
@@ -241,8 +240,6 @@ class TestFaults:
                 (run_id,),
             ).fetchone()[0]
             assert dupes == 0
-        # with 2 retries, 5% errored and 2% expired almost never fail three times in a row
-        assert statuses.get("succeeded", 0) >= 396
 
     def test_sync_mode_retries_through_429_529_and_500(
         self, tmp_path, cli_env, sandbox, _isolated_home

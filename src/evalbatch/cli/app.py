@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from .. import __version__
-from ..errors import NotFound
+from ..errors import InputError, NotFound
 from .console import err, out
 
 if TYPE_CHECKING:  # imported when a command runs, so `--help` stays fast
@@ -64,13 +64,28 @@ def store_at(db: str | None) -> Store:
     return open_store(db)
 
 
-def resolve_run(store: Store, run_id: str) -> str:
-    if run_id != "latest":
-        return run_id
-    newest = store.runs.newest_id()
-    if newest is None:
-        raise NotFound("no runs in the store yet")
-    return newest
+def resolve_run(
+    store: Store,
+    run_id: str,
+    *,
+    done: bool = False,
+    suite: str | None = None,
+    exclude: str | None = None,
+) -> str:
+    """A run id as typed: whole, a unique prefix of one, or `latest` (with ``done``: the newest
+    done run, of ``suite`` when given)."""
+    if run_id == "latest":
+        newest = store.runs.newest_id(done=done, suite=suite, exclude=exclude)
+        if newest is None:
+            which = "done runs" if done else "runs"
+            raise NotFound(f"no {which}{f' of suite {suite}' if suite else ''} in the store yet")
+        return newest
+    matches = store.runs.ids_starting(run_id)
+    if run_id in matches or len(matches) == 1:
+        return run_id if run_id in matches else matches[0]
+    if matches:
+        raise InputError(f"run id {run_id!r} is ambiguous: {', '.join(matches)}, ...")
+    raise NotFound(f"no run {run_id!r} in the store {store.url} (see `evalbatch runs`)")
 
 
 def emit(text: str, output: Path | None) -> None:

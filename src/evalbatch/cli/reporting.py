@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ..errors import ConfigError
 from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, store_at
+
+if TYPE_CHECKING:
+    from ..store.db import Store
 from .console import out
 
 
@@ -91,10 +94,11 @@ def compare(
     from ..report.render import render_comparison
 
     store = store_at(db)
+    base_id, new_id = _compare_pair(store, base, new)
     result = compare_runs(
         store,
-        resolve_run(store, base),
-        resolve_run(store, new),
+        base_id,
+        new_id,
         alpha=alpha,
         min_effect=min_effect,
         strict=strict,
@@ -102,6 +106,22 @@ def compare(
     emit(render_comparison(result, fmt), output)
     if result.verdict == "regressed":
         raise typer.Exit(1)
+
+
+def _compare_pair(store: Store, base: str, new: str) -> tuple[str, str]:
+    """`latest` in compare is the newest done run: of the other run's suite when that one is
+    named, and not the other run itself."""
+    if base != "latest":
+        base_id = resolve_run(store, base)
+        suite = store.runs.get(base_id).suite_name
+        return base_id, resolve_run(store, new, done=True, suite=suite, exclude=base_id)
+    if new != "latest":
+        new_id = resolve_run(store, new)
+        suite = store.runs.get(new_id).suite_name
+        return resolve_run(store, base, done=True, suite=suite, exclude=new_id), new_id
+    new_id = resolve_run(store, new, done=True)
+    suite = store.runs.get(new_id).suite_name
+    return resolve_run(store, base, done=True, suite=suite, exclude=new_id), new_id
 
 
 @app.command()

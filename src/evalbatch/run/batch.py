@@ -74,7 +74,7 @@ class BatchPath:
         """Pending requests as chunks within the provider's limits, shared prefixes together.
         Only the ids are held; rows are read a page at a time, so memory stays flat."""
         prefixes = self.store.requests.prefixes(self.run_id)
-        ids = self.store.requests.pending_ids(self.run_id, step)
+        ids = self.store.requests.pending_ids(self.run_id, step, self.ingest.retries)
         chunk: list[Item] = []
         size = 0
         envelope = len(b'{"requests":[]}')

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import ProviderError, RunLeased, RunNeedsAttention
+from ..errors import (
+    EvalbatchError,
+    InputError,
+    ProviderError,
+    RunLeased,
+    RunNeedsAttention,
+    StoreError,
+)
 from ..store.db import Store
 from .drive import drive
 from .engine import ProviderFactory, Runner
@@ -41,7 +48,29 @@ def collect_runs(
     if budget_usd is not None:
         for run_id in run_ids:
             store.runs.set_options(run_id, budget_usd=budget_usd)
-    return [_collect_one(store, run_id, provider_factory, progress, wait) for run_id in run_ids]
+    return [_isolated(store, run_id, provider_factory, progress, wait) for run_id in run_ids]
+
+
+def _isolated(
+    store: Store, run_id: str, factory: ProviderFactory, progress: Progress, wait: bool
+) -> Collected:
+    """One run's unexpected failure (a bug, a damaged row) stops that run, not the others."""
+    try:
+        return _collect_one(store, run_id, factory, progress, wait)
+    except (InputError, StoreError):
+        raise  # the user's input or the store itself: every run would fail the same way
+    except Exception as exc:
+        what = (
+            str(exc)
+            if isinstance(exc, EvalbatchError)
+            else (
+                f"unexpected error: {exc.__class__.__name__}: {exc} "
+                "(`evalbatch --debug collect RUN` shows the traceback)"
+            )
+        )
+        note = f"{what}; the run is kept"
+        store.runs.set_status(run_id, "needs_attention", note)
+        return Collected(run_id, "needs_attention", note)
 
 
 def _collect_one(

@@ -127,6 +127,7 @@ class Runner:
         status = self.status()
         if resume and status == "needs_attention":
             status = self.store.runs.active_step(self.run_id)
+            self.store.requests.refresh_tries(self.run_id)
             self.store.runs.set_status(self.run_id, status)
         try:
             if status == "canceling":
@@ -189,14 +190,23 @@ class Runner:
         return self.store.results.spent(self.run_id)
 
     def _advance_step(self, step: Step) -> bool:
+        """Advance one step; True when every request of it has its result."""
         if self.mode == "sync":
-            return self._advance_sync(step)
+            self._advance_sync(step)
+        else:
+            self._advance_batches(step)
+        if self._count(step, ("pending", "queued")) == 0:
+            return self.mode == "sync" or not self._batch_path().open_batches(step)
+        self._stop_if_exhausted(step)
+        return False
+
+    def _advance_batches(self, step: Step) -> None:
         path = self._batch_path()
         try:
             path.reconcile_intents()
             infos = path.poll(step)
             self.progress.batches(step, infos)
-            if self._count(step, ("pending",)):
+            if self.store.requests.pending_ids(self.run_id, step, self.ingest.retries):
                 self._check_budget(step)
                 self._warm(step)
                 path.submit_pending(step)
@@ -204,7 +214,21 @@ class Runner:
             if exc.retryable:
                 raise
             raise RunNeedsAttention(f"{step}: {exc}") from exc
-        return self._count(step, ("pending", "queued")) == 0 and not path.open_batches(step)
+
+    def _stop_if_exhausted(self, step: Step) -> None:
+        """Requests that used their tries on failures that are never results (5xx, transport,
+        expiry, rate limits past patience) stay pending; once nothing else of the step is in
+        flight, the run stops for a person (`collect` gives them their tries back)."""
+        count, error = self.store.requests.exhausted(self.run_id, step, self.ingest.retries)
+        if not count or self._count(step, ("queued",)):
+            return
+        if self.mode == "batch" and self._batch_path().open_batches(step):
+            return
+        raise RunNeedsAttention(
+            f"{step}: {count} request(s) failed {self.ingest.retries + 1} times and are kept "
+            f"pending (not counted as results); last error: {error}. Nothing is lost: fix the "
+            f"cause, then: evalbatch collect {self.run_id}"
+        )
 
     def _warm(self, step: Step) -> None:
         if not (self.suite.cache.warm and self.ttl):
@@ -223,7 +247,7 @@ class Runner:
     def _concurrency(self) -> int:
         return int(self.options.get("concurrency", self.suite.concurrency))
 
-    def _advance_sync(self, step: Step) -> bool:
+    def _advance_sync(self, step: Step) -> None:
         total = self._count(step, ("pending", "queued"))
         self.progress.start_sync(step, total)
         path = SyncPath(
@@ -234,9 +258,10 @@ class Runner:
             self._concurrency(),
             on_done=self.progress.advance_sync,
         )
-        path.run(step)
-        self.progress.end_sync()
-        return self._count(step, ("pending", "queued")) == 0
+        try:
+            path.run(step)
+        finally:
+            self.progress.end_sync()
 
     def _batch_path(self) -> BatchPath:
         return BatchPath(

@@ -1,5 +1,6 @@
-"""What an Outcome means: a final result priced with its counterfactuals, or a retryable failure
-sent again. Shared by the batch and sync paths; the store records each one exactly once.
+"""What an Outcome means: a final result priced with its counterfactuals, or a failure that is
+never a result (sent again). Shared by the batch and sync paths; the store records each result
+exactly once.
 
 Outcomes are stored in transactions of 1,000, so a results stream is never held whole in memory
 and a crash halfway loses nothing that was committed (collecting again skips what is stored).
@@ -32,9 +33,11 @@ class IngestContext:
 
 
 def decide(ctx: IngestContext, request: StoredRequest, outcome: Outcome) -> Disposition:
-    """A retryable failure with tries left is sent again; anything else is final and stored."""
+    """A result (an answer, a cancellation, or the provider refusing the request itself) is
+    final and stored. Any other failure is never a result: the request goes back to pending
+    with its error; once it has used its tries the run stops for a person (engine)."""
     error = _error_text(outcome)
-    if outcome.kind != "succeeded" and outcome.retryable and request.attempts <= ctx.retries:
+    if not outcome.is_result:
         return Disposition("pending", error)
     return Disposition(outcome.kind, error, _priced(ctx, request, outcome))
 

@@ -68,6 +68,8 @@ class StoredRequest:
     status: RequestStatus
     attempts: int
     batch_id: int | None
+    input_estimate: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)

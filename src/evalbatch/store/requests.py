@@ -95,6 +95,8 @@ def stored_request(row: Row[Any]) -> StoredRequest:
         status=row.status,
         attempts=row.attempts,
         batch_id=row.batch_id,
+        input_estimate=row.input_estimate,
+        last_error=row.last_error,
     )
 
 
@@ -147,16 +149,53 @@ class Requests:
                 or 0
             )
 
-    def pending_ids(self, run_id: str, step: Step) -> list[int]:
-        """Pending request ids, ordered so requests sharing a prefix and model sit together."""
+    def pending_ids(self, run_id: str, step: Step, max_attempts: int) -> list[int]:
+        """Ids of pending requests that have tries left (at most ``max_attempts`` made), ordered
+        so requests sharing a prefix and model sit together."""
         r = schema.requests.c
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
                     select(r.id)
-                    .where(and_(r.run_id == run_id, r.step == step, r.status == "pending"))
+                    .where(
+                        and_(
+                            r.run_id == run_id,
+                            r.step == step,
+                            r.status == "pending",
+                            r.attempts <= max_attempts,
+                        )
+                    )
                     .order_by(r.prefix_id, r.model, r.idx)
                 ).scalars()
+            )
+
+    def exhausted(self, run_id: str, step: Step, max_attempts: int) -> tuple[int, str | None]:
+        """Pending requests that used their tries (the run needs a person): how many, and the
+        last error of one of them."""
+        r = schema.requests.c
+        where = and_(
+            r.run_id == run_id,
+            r.step == step,
+            r.status == "pending",
+            r.attempts > max_attempts,
+        )
+        with self.engine.connect() as conn:
+            count = conn.execute(select(func.count()).where(where)).scalar()
+            error = conn.execute(
+                select(r.last_error).where(where).order_by(r.idx.desc()).limit(1)
+            ).scalar()
+        return int(count or 0), error
+
+    def refresh_tries(self, run_id: str) -> int:
+        """A person resumed the run: its pending requests get their tries back."""
+        r = schema.requests.c
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(schema.requests)
+                    .where(and_(r.run_id == run_id, r.status == "pending", r.attempts > 0))
+                    .values(attempts=0)
+                ).rowcount
             )
 
     def by_ids(self, ids: Sequence[int], page: int = 1000) -> Iterator[StoredRequest]:
@@ -182,16 +221,25 @@ class Requests:
                 for row in conn.execute(select(schema.prefixes).where(p.run_id == run_id))
             }
 
-    def claim_pending(self, run_id: str, step: Step, limit: int) -> list[StoredRequest]:
-        """The next page of pending requests, marked queued (no batch) with one more attempt.
-        Fresh requests come first, so retries are sent together after a back-off."""
+    def claim_pending(
+        self, run_id: str, step: Step, limit: int, max_attempts: int
+    ) -> list[StoredRequest]:
+        """The next page of pending requests with tries left, marked queued (no batch) with one
+        more attempt. Fresh requests come first, so retries are sent together after a back-off."""
         r = schema.requests.c
         with self.engine.begin() as conn:
             rows = [
                 stored_request(row)
                 for row in conn.execute(
                     select(schema.requests)
-                    .where(and_(r.run_id == run_id, r.step == step, r.status == "pending"))
+                    .where(
+                        and_(
+                            r.run_id == run_id,
+                            r.step == step,
+                            r.status == "pending",
+                            r.attempts <= max_attempts,
+                        )
+                    )
                     .order_by(r.attempts, r.prefix_id, r.idx)
                     .limit(limit)
                 )

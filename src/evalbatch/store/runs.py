@@ -184,12 +184,34 @@ class Runs:
                 ).scalars()
             )
 
-    def newest_id(self) -> str | None:
+    def newest_id(
+        self, *, done: bool = False, suite: str | None = None, exclude: str | None = None
+    ) -> str | None:
+        """The newest run (only done ones with ``done``; of one suite; not ``exclude``)."""
         runs = schema.runs.c
+        query = select(runs.id).order_by(runs.created_at.desc(), runs.id.desc()).limit(1)
+        if done:
+            query = query.where(runs.status == "done")
+        if suite is not None:
+            query = query.where(runs.suite_name == suite)
+        if exclude is not None:
+            query = query.where(runs.id != exclude)
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(runs.id).order_by(runs.created_at.desc(), runs.id.desc()).limit(1)
-            ).scalar()
+            return conn.execute(query).scalar()
+
+    def ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Run ids that start with ``prefix`` (a short id a person typed)."""
+        runs = schema.runs.c
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(runs.id)
+                    .where(runs.id.like(f"{escaped}%", escape="\\"))
+                    .order_by(runs.id)
+                    .limit(limit)
+                ).scalars()
+            )
 
     def latest_done(self, run_id: str) -> str | None:
         """The newest completed run of the same suite started before ``run_id``."""
