@@ -1,18 +1,65 @@
-"""Jinja2 templates for prompts and grader values: sandboxed, StrictUndefined, compiled once."""
+"""Jinja2 templates for prompts and grader values: sandboxed, StrictUndefined, compiled once,
+with no file access (include/import/extends) and a cap on what one rendering may produce.
+
+Every failure is a SuiteError naming the place (file and case), never a traceback: a template
+is the user's input.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import SuiteError
 
-_ENV = ImmutableSandboxedEnvironment(
+# A rendered prompt or grader value larger than this is refused (a 1 MB prompt is ~250k tokens,
+# beyond every model's context).
+MAX_RENDER_CHARS = int(os.environ.get("EVALBATCH_MAX_RENDER_CHARS", str(4 << 20)))
+_BIG_WIDTH = re.compile(r"\d{7,}")  # a format width of a million characters or more
+_FILE_NODES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+class _CappedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, also refusing operations that build huge values."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and (_sized(left, right) or _sized(right, left)):
+            raise SecurityError(f"a value longer than {MAX_RENDER_CHARS:,} characters")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("an exponent above 64")
+        if operator == "%" and isinstance(left, str) and _BIG_WIDTH.search(left):
+            raise SecurityError("a format width above a million")
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and _BIG_WIDTH.search(value.__self__):
+
+            def refuse(*args: Any, **kwargs: Any) -> str:
+                raise SecurityError("a format width above a million")
+
+            return refuse
+        return wrapped
+
+
+def _sized(seq: Any, times: Any) -> bool:
+    return (
+        isinstance(seq, str | list | tuple)
+        and isinstance(times, int)
+        and len(seq) * max(times, 0) > MAX_RENDER_CHARS
+    )
+
+
+_ENV = _CappedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
 
@@ -24,26 +71,48 @@ def _compile(source: str) -> jinja2.Template:
 
 def compile_template(source: str, where: str) -> jinja2.Template:
     try:
-        return _compile(source)
+        tree = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise SuiteError(
             f"template syntax error at template line {exc.lineno}: {exc.message}", where=where
         ) from exc
+    for node in tree.find_all(_FILE_NODES):
+        kind = type(node).__name__.lower().replace("fromimport", "import")
+        raise SuiteError(
+            f"template: {{% {kind} %}} is not available (templates cannot read files; "
+            "use file:// in the suite instead)",
+            where=where,
+        )
+    return _compile(source)
 
 
 def render(source: str, context: dict[str, Any], where: str) -> str:
-    """Render ``source`` over ``context``; a missing variable names it and ``where``."""
+    """Render ``source`` over ``context``; every failure names ``where``."""
     if "{" not in source:
         return source
     template = compile_template(source, where)
     try:
-        return template.render(context)
+        size, parts = 0, []
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_RENDER_CHARS:
+                raise SuiteError(
+                    f"template: renders to more than {MAX_RENDER_CHARS:,} characters "
+                    "(EVALBATCH_MAX_RENDER_CHARS)",
+                    where=where,
+                )
+            parts.append(chunk)
+        return "".join(parts)
+    except SuiteError:
+        raise
     except jinja2.UndefinedError as exc:
         raise SuiteError(f"template: {exc.message}", where=where) from exc
     except SecurityError as exc:
         raise SuiteError(f"template: not allowed in the sandbox: {exc}", where=where) from exc
     except jinja2.TemplateError as exc:
         raise SuiteError(f"template: {exc}", where=where) from exc
+    except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as exc:
+        raise SuiteError(f"template: {exc.__class__.__name__}: {exc}", where=where) from exc
 
 
 def template_variables(source: str) -> set[str]:

@@ -12,6 +12,7 @@ import jsonschema
 
 from ..records import Case, Score
 from ..templates import render
+from ..userfiles import INCLUDE, read_user_text
 from .base import Grader
 
 _FENCE = re.compile(r"```(?:json)?\s*\n(.*?)\n```", re.DOTALL)
@@ -162,8 +163,8 @@ class JsonGrader(Grader):
         if isinstance(schema, str) and schema.startswith("file://"):
             path = base_dir / schema[len("file://") :]
             try:
-                schema = json.loads(path.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
+                schema = json.loads(read_user_text(path, INCLUDE))
+            except ValueError as exc:
                 raise ValueError(f"schema {schema}: {exc}") from None
         if not isinstance(schema, dict):
             raise ValueError("json.schema: a JSON schema object or file://path")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Case, Score
-from ..usercode import load_file_module
+from ..userfiles import load_file_module
 from .base import Grader
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Case, Score
+from ..userfiles import INCLUDE, read_user_text
 from .base import ModelGrader
 
 _OPS = {
@@ -44,9 +45,9 @@ def _text_param(value: Any, base_dir: Path, what: str) -> str:
     if value.startswith("file://"):
         path = base_dir / value[len("file://") :]
         try:
-            return path.read_text("utf-8")
-        except OSError as exc:
-            raise ValueError(f"{what}: cannot read {value}: {exc.strerror}") from None
+            return read_user_text(path, INCLUDE)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {value}: {exc}") from None
     return value
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import yaml
 
-from ..usercode import load_file_module
+from ..userfiles import load_file_module
 from .prompts import last_user_text
 from .quality import QualityResponder
 from .quality_profile import load_profile

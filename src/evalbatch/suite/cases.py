@@ -19,7 +19,8 @@ from ..errors import SuiteError
 from ..graders.base import Grader
 from ..records import Case
 from ..templates import render
-from .load import _did_you_mean, max_case_file_bytes, read_text
+from ..userfiles import CASE_FILE, YAML_CASES, check_file
+from .load import _did_you_mean, parse_yaml, read_text
 from .schema import Suite
 
 CASE_KEYS = ("id", "input", "vars", "target", "difficulty", "tags", "metadata")
@@ -111,23 +112,11 @@ def read_text_check(suite: Suite) -> None:
     spec = suite.cases
     assert spec.path is not None
     try:
-        size = spec.path.stat().st_size
-    except OSError as exc:
-        raise SuiteError(f"cannot read: {exc.strerror}", where=spec.display) from None
-    limit = max_case_file_bytes()
-    if size > limit:
-        from .load import _size
-
-        raise SuiteError(
-            f"{_size(size)} is larger than the case-file limit of {_size(limit)} "
-            "(set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)",
-            where=spec.display,
-        )
-    if spec.path.is_dir():
-        raise SuiteError("is a folder, not a file", where=spec.display)
-    try:
+        check_file(spec.path, CASE_FILE)
         with open(spec.path, "rb"):
             pass
+    except ValueError as exc:
+        raise SuiteError(str(exc), where=spec.display) from None
     except OSError as exc:
         raise SuiteError(f"cannot read: {exc.strerror}", where=spec.display) from None
 
@@ -173,16 +162,8 @@ def _csv(suite: Suite) -> Iterator[Case]:
 def _yaml(suite: Suite) -> Iterator[Case]:
     spec = suite.cases
     assert spec.path is not None
-    text = read_text(spec.path, spec.display, max_case_file_bytes())
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{spec.display}:{mark.line + 1}" if mark else spec.display
-        raise SuiteError(
-            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
-        ) from None
+    text = read_text(spec.path, spec.display, YAML_CASES)
+    node, data = parse_yaml(text, spec.display)
     if isinstance(data, dict) and isinstance(data.get("cases"), list):
         items, node = data["cases"], _child(node, "cases")
     elif isinstance(data, list):

@@ -8,7 +8,6 @@ the models table. Nothing is written anywhere until a suite loads cleanly.
 from __future__ import annotations
 
 import difflib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ from pydantic import ValidationError
 
 from ..catalog.models import load_catalog
 from ..errors import SuiteError
+from ..userfiles import INCLUDE, SUITE_FILE, FileLimit, read_user_text
 from .schema import (
     CASE_FORMATS,
     GENERATE_KEYS,
-    MAX_CASE_FILE_BYTES,
     TOP_KEYS,
     Suite,
 )
@@ -77,38 +76,26 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def read_text(path: Path, display: str, max_bytes: int | None = None) -> str:
+def read_text(path: Path, display: str, limit: FileLimit) -> str:
     """A UTF-8 file's text, with every failure as a one-line SuiteError."""
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise SuiteError("file not found", where=display) from None
-    except OSError as exc:
-        raise SuiteError(f"cannot read: {exc.strerror}", where=display) from None
-    if path.is_dir():
-        raise SuiteError("is a folder, not a file", where=display)
-    if max_bytes is not None and size > max_bytes:
+        return read_user_text(path, limit)
+    except ValueError as exc:
+        raise SuiteError(str(exc), where=display) from None
+
+
+def parse_yaml(text: str, display: str) -> tuple[yaml.Node | None, Any]:
+    """(the node tree, for line numbers; the data), with every failure a SuiteError."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{display}:{mark.line + 1}" if mark else display
         raise SuiteError(
-            f"{_size(size)} is larger than the case-file limit of {_size(max_bytes)}"
-            " (set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)",
-            where=display,
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SuiteError(f"cannot read: {exc.strerror}", where=display) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"not valid UTF-8 at byte {exc.start}", where=display) from None
-
-
-def _size(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MB"
-
-
-def max_case_file_bytes() -> int:
-    return int(os.environ.get("EVALBATCH_MAX_CASE_FILE_BYTES", MAX_CASE_FILE_BYTES))
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
+        ) from None
+    except RecursionError:
+        raise SuiteError("invalid YAML: nested too deeply", where=display) from None
 
 
 def _did_you_mean(key: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -144,8 +131,19 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(target.get(part), dict):
                 target[part] = {}
             target = target[part]
-        target[parts[-1]] = yaml.safe_load(value) if value else ""
+        target[parts[-1]] = _override_value(value)
     return raw
+
+
+def _override_value(value: str) -> Any:
+    """A --set value is read as YAML (numbers, booleans, lists); anything that is not valid
+    YAML, such as `{{ input }}`, is the string itself."""
+    if not value:
+        return ""
+    try:
+        return yaml.safe_load(value)
+    except (yaml.YAMLError, RecursionError):
+        return value
 
 
 def _include(value: Any, base_dir: Path, where: str) -> tuple[Any, str]:
@@ -155,7 +153,7 @@ def _include(value: Any, base_dir: Path, where: str) -> tuple[Any, str]:
     rel = value[len("file://") :]
     path = (base_dir / rel) if not Path(rel).is_absolute() else Path(rel)
     try:
-        text = read_text(path, rel)
+        text = read_text(path, rel, INCLUDE)
     except SuiteError as exc:
         raise SuiteError(f"include {value}: {exc.detail}", where=where) from None
     return text, value
@@ -167,19 +165,15 @@ def _include(value: Any, base_dir: Path, where: str) -> tuple[Any, str]:
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     path = Path(path)
     display = display_path(path)
-    text = read_text(path, display)
+    text = read_text(path, display, SUITE_FILE)
+    node, raw = parse_yaml(text, display)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{display}:{mark.line + 1}" if mark else display
-        raise SuiteError(
-            f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where=where
-        ) from None
+        lines = _line_map(node)
+    except RecursionError:
+        raise SuiteError("invalid YAML: nested too deeply", where=display) from None
     loc = _Located(
         display,
-        _line_map(node),
+        lines,
         {
             tuple(item.split("=", 1)[0].strip().split(".")): f"--set {item}"
             for item in overrides or []
