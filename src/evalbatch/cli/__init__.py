@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..errors import EvalbatchError, ProviderError
 from . import reporting, running  # noqa: F401  (each registers its commands on the app)
@@ -42,14 +43,22 @@ def main() -> None:
     except EvalbatchError as exc:
         if state["debug"]:
             raise
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         if isinstance(exc, ProviderError):
             err.print("state is kept; rerun `evalbatch collect` to continue")
         sys.exit(exc.exit_code)
     except Exception as exc:
+        if state["debug"]:
+            raise
         # Usage errors come from the click that typer bundles; match them by shape.
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
-        if callable(show) and isinstance(code, int) and not state["debug"]:
+        if callable(show) and isinstance(code, int):
             show()
             sys.exit(code)
-        raise
+        from ..store.db import failure_of
+
+        failure = failure_of(exc)
+        if failure is None:
+            raise
+        err.print(f"[red]error:[/red] {escape(str(failure))}", highlight=False, markup=True)
+        sys.exit(failure.exit_code)

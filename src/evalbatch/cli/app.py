@@ -110,7 +110,7 @@ def provider_factory(
 
     server = SandboxServer(SandboxConfig(responder=responder, batch_latency=batch_latency))
     server.start()
-    err.print(f"[dim]sandbox listening on {server.base_url}[/dim]")
+    err.print(f"sandbox listening on {server.base_url}", style="dim")
     try:
         yield lambda: open_provider(base_url=server.base_url, api_key="sandbox")
     finally:

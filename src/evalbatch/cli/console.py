@@ -15,7 +15,8 @@ def _console(stderr: bool = False) -> Console:
     # Piped output (cron, CI logs) gets 120 columns, not rich's 80, so tables stay readable.
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal else max(120, probe.width)
-    return Console(stderr=stderr, soft_wrap=True, width=width)
+    # markup=False: what we print holds user and model text; styles are given as `style=`.
+    return Console(stderr=stderr, soft_wrap=True, width=width, markup=False)
 
 
 out = _console()
@@ -42,7 +43,7 @@ class RichProgress:
 
     def status(self, text: str) -> None:
         if not self.quiet:
-            err.print(f"[dim]{text}[/dim]")
+            err.print(text, style="dim")
 
     def batches(self, step: str, infos: Sequence[BatchInfo]) -> None:
         if self.quiet or not infos:

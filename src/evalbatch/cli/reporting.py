@@ -13,7 +13,7 @@ from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, store_at
 
 if TYPE_CHECKING:
     from ..store.db import Store
-from .console import out
+from .console import err, out
 
 
 @app.command()
@@ -137,11 +137,17 @@ def runs(
 
     from ..report.wording import pct, usd
 
-    items = store_at(db).history.list_runs(suite, limit)
+    store = store_at(db)
+    items = store.history.list_runs(suite, limit)
     if as_json:
         print_json([asdict(i) for i in items])
         return
+    if not items:
+        err.print(f"no runs{f' of suite {suite}' if suite else ''} in the store at {store.url}")
+        return
     table = Table("run", "suite", "when", "mode", "status", "manifest", "pass rate", "cost")
+    table.columns[0].no_wrap = True  # ids are what people copy: never cut one
+    table.columns[0].min_width = max(len(i.id) for i in items)
     for item in items:
         mark = " *" if item.manifest_changed else ""
         table.add_row(

@@ -76,7 +76,7 @@ def run(
         )
     prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
     for warning in (w for g in prepared.graders for w in g.warnings()):
-        err.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        err.print(f"warning: {warning}", style="bold yellow")
     store = store_at(db)
     options = {
         "retries": prepared.suite.retries,
@@ -179,8 +179,8 @@ def status(
         out.print("no open runs")
     for state in states:
         out.print(
-            f"[bold]{state.id}[/bold]  {state.suite}  {state.status}  "
-            f"mode {state.mode}  age {age(state.age_s)}"
+            f"{state.id}  {state.suite}  {state.status}  mode {state.mode}  age {age(state.age_s)}",
+            style="bold",
         )
         for step, counts in state.requests.items():
             out.print(f"  {step}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -199,9 +199,9 @@ def status(
                 )
             out.print(table)
         for warning in state.warnings:
-            err.print(f"[yellow]warning:[/yellow] {warning}")
+            err.print(f"warning: {warning}", style="yellow")
         if state.error:
-            err.print(f"[red]{state.error}[/red]")
+            err.print(state.error, style="red")
 
 
 @app.command()

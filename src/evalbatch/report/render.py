@@ -26,7 +26,7 @@ def _check(fmt: str) -> None:
 
 def _plain(group: Group) -> str:
     buffer = io.StringIO()
-    Console(file=buffer, width=120, color_system=None).print(group)
+    Console(file=buffer, width=120, color_system=None, markup=False).print(group)
     return buffer.getvalue()
 
 

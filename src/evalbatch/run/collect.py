@@ -60,6 +60,9 @@ def _isolated(
     except (InputError, StoreError):
         raise  # the user's input or the store itself: every run would fail the same way
     except Exception as exc:
+        failure = store.failure(exc)
+        if failure is not None:
+            raise failure from exc
         what = (
             str(exc)
             if isinstance(exc, EvalbatchError)

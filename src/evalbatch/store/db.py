@@ -1,7 +1,10 @@
 """Opening the store: where it lives, the engine (SQLite WAL by default), migrations at start,
 and the Store handle whose parts (runs, requests, batches...) own every statement.
 
-Every piece of run state lives here; `EVALBATCH_HOME` (default ./.evalbatch) holds the SQLite file.
+Where the store is, first match wins: `--db` / `EVALBATCH_DB` (any SQLAlchemy URL); the folder
+`EVALBATCH_HOME`; a project's `.evalbatch/` in the current folder or a parent (as git finds
+`.git`); else one store per user in the platform's data folder. Failures of the store itself
+(no permission, read-only, damaged) are StoreError with what to do.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,7 +20,7 @@ from ..errors import StoreError
 from .batches import Batches
 from .history import History
 from .leases import Leases
-from .migrations import apply_migrations
+from .migrations import apply_migrations, check_migrated
 from .reports import Reports
 from .requests import Requests
 from .results import Results
@@ -25,7 +29,15 @@ from .scores import Scores
 
 
 def evalbatch_home() -> Path:
-    return Path(os.environ.get("EVALBATCH_HOME", ".evalbatch")).resolve()
+    """The folder of the default SQLite store (see the module docstring for the order)."""
+    env = os.environ.get("EVALBATCH_HOME")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".evalbatch").is_dir():
+            return folder / ".evalbatch"
+    return Path(platformdirs.user_data_dir("evalbatch"))
 
 
 def default_url() -> str:
@@ -56,36 +68,107 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def failure(self, exc: BaseException) -> StoreError | None:
+        """The StoreError an exception of the database layer means, or None for any other."""
+        return store_error(exc, self.url) if isinstance(exc, SQLAlchemyError) else None
+
     def close(self) -> None:
         self.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # WAL needs to write the folder (-wal, -shm); a read-only store is read as it is.
+    if cur.execute("PRAGMA query_only").fetchone()[0] == 0:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
 
-def open_store(url: str | None = None) -> Store:
-    """The store at ``url`` (default: EVALBATCH_DB or the SQLite file), migrated."""
-    url = url or default_url()
+def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    return None
+
+
+def _read_only(path: Path) -> bool:
+    """An existing SQLite file we may read but not write (or whose folder we cannot write)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store at ``url`` (default: see the module docstring), migrated. A store we may only
+    read opens read-only: reports, `runs` and `status` work; writing is a StoreError."""
+    url = url or default_url()
+    path = _sqlite_path(url)
+    engine_url = url
+    read_only = False
+    if path is not None:
+        _make_folder(path.parent)
+        if _read_only(path):
+            read_only = True
+            # immutable: no locks, no -shm to create (a read-only folder cannot hold one)
+            engine_url = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
     try:
-        engine = create_engine(url)
+        engine = create_engine(engine_url)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
+            if read_only:
+                event.listen(engine, "connect", _query_only)
         with engine.begin() as conn:
-            apply_migrations(conn)
+            if read_only:
+                check_migrated(conn, redact(url))
+            else:
+                apply_migrations(conn)
     except SQLAlchemyError as exc:
-        raise StoreError(
-            f"cannot open the store at {redact(url)}: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}"
-        ) from exc
+        raise store_error(exc, redact(url)) from exc
+    _OPENED[:] = [redact(url)]
     return Store(engine, url)
+
+
+_OPENED: list[str] = []  # the store this process opened last, for messages
+
+
+def failure_of(exc: BaseException) -> StoreError | None:
+    """For the CLI's last line of defence: a database error as a StoreError, else None."""
+    if isinstance(exc, SQLAlchemyError):
+        return store_error(exc, _OPENED[0] if _OPENED else "the store")
+    return None
+
+
+def _query_only(dbapi_conn: object, _record: object) -> None:
+    dbapi_conn.execute("PRAGMA query_only=1")  # type: ignore[attr-defined]
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the store folder {folder}: {exc.strerror}; point EVALBATCH_HOME "
+            "at a folder you can write, or pass --db URL"
+        ) from None
+
+
+def store_error(exc: BaseException, where: str) -> StoreError:
+    """A failure of the store itself, said so a person can act on it."""
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        return StoreError(
+            f"the store at {where} is damaged ({text}). Keep a copy of the file, then recover "
+            "what SQLite can: sqlite3 BROKEN.db .recover | sqlite3 RECOVERED.db"
+        )
+    if "readonly" in lowered or "read-only" in lowered or "query_only" in lowered:
+        return StoreError(
+            f"the store at {where} is read-only: reading works, this command writes. Make it "
+            "writable, or point EVALBATCH_HOME / --db at another store"
+        )
+    if "unable to open" in lowered:
+        return StoreError(f"cannot open the store at {where}: {text}")
+    return StoreError(f"the store at {where} failed: {exc.__class__.__name__}: {text}")
 
 
 def redact(url: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection
 
+from ..errors import StoreError
 from . import m001_schema
 
 _meta = MetaData()
@@ -50,6 +51,25 @@ def apply_migrations(conn: Connection) -> list[str]:
         )
         applied.append(migration.__name__)
     return applied
+
+
+def pending_migrations(conn: Connection) -> list[str]:
+    """Names of the migrations this store has not had yet."""
+    if not inspect(conn).has_table("_migrations"):
+        return [m.__name__ for m in MIGRATIONS]
+    done = set(conn.execute(select(_migrations_table.c.name)).scalars())
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
+
+
+def check_migrated(conn: Connection, where: str) -> None:
+    """A read-only store can be read only if it is up to date."""
+    missing = pending_migrations(conn)
+    if missing:
+        raise StoreError(
+            f"the store at {where} is read-only and older than this evalbatch "
+            f"({len(missing)} migration(s) to apply): make it writable once, or use "
+            "`evalbatch db upgrade` where it is"
+        )
 
 
 def table_columns(conn: Connection) -> dict[str, list[str]]:
