@@ -345,8 +345,7 @@ class OpenAIApp:
                 "input_file_id",
                 "invalid_value",
             )
-        batch = self.batches.create(key, stored.id, body["endpoint"], body.get("metadata"))
-        return _json(batch.to_json())
+        return _json(self.batches.create(key, stored.id, body["endpoint"], body.get("metadata")))
 
     @_handled
     async def list_batches(self, request: Request, key: str) -> Response:

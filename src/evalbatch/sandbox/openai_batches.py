@@ -108,7 +108,9 @@ class OpenAIBatchStore:
 
     def create(
         self, api_key: str, input_file_id: str, endpoint: str, metadata: dict[str, str] | None
-    ) -> OpenAIBatch:
+    ) -> dict[str, Any]:
+        """The new batch as the create call returns it: still `validating`, whatever the
+        worker thread has done since."""
         with self.state.lock:
             self._seq += 1
             batch = OpenAIBatch(
@@ -122,12 +124,13 @@ class OpenAIBatchStore:
             )
             self.batches[batch.id] = batch
             self.state.stats["openai_batches_created"] += 1
+            created = batch.to_json()
         thread = threading.Thread(
             target=self._process, args=(batch,), daemon=True, name=f"sandbox-{batch.id}"
         )
         self._threads.append(thread)
         thread.start()
-        return batch
+        return created
 
     def cancel(self, batch: OpenAIBatch) -> None:
         with self.state.lock:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from ..catalog.models import Catalog
 from .openai_chat import OpenAIError, new_openai_id
 from .openai_models import find_openai_model
 
@@ -93,22 +94,32 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
         raise OpenAIError(400, "The body must be multipart/form-data with file and purpose.")
     fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in body.split(b"--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
+    delimiter = b"--" + boundary.encode()
+    at = body.find(delimiter)
+    while at >= 0 and not body.startswith(b"--", at + len(delimiter)):
+        head_end = body.find(b"\r\n\r\n", at)
+        following = body.find(b"\r\n" + delimiter, head_end)
+        if head_end < 0 or following < 0:
             break
-        head, _, value = part.partition(b"\r\n\r\n")
-        name = filename = None
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            if line.lower().startswith("content-disposition:"):
-                for item in line.split(";")[1:]:
-                    key, _, raw = item.strip().partition("=")
-                    if key == "name":
-                        name = raw.strip('"')
-                    elif key == "filename":
-                        filename = raw.strip('"')
-        if name is not None:
-            fields[name] = (filename, value.removesuffix(b"\r\n"))
+        name, filename = _disposition(body[at + len(delimiter) : head_end])
+        if name is not None:  # one copy of each value: a batch file may be 200 MB
+            fields[name] = (filename, body[head_end + 4 : following])
+        at = following + 2
     return fields
+
+
+def _disposition(head: bytes) -> tuple[str | None, str | None]:
+    """(name, filename) from a part's Content-Disposition header."""
+    name = filename = None
+    for line in head.decode("utf-8", "replace").split("\r\n"):
+        if line.lower().startswith("content-disposition:"):
+            for item in line.split(";")[1:]:
+                key, _, raw = item.strip().partition("=")
+                if key == "name":
+                    name = raw.strip('"')
+                elif key == "filename":
+                    filename = raw.strip('"')
+    return name, filename
 
 
 @dataclass
@@ -124,7 +135,7 @@ def _error(line: int | None, code: str, message: str, param: str | None = None) 
 
 
 def _check_line(
-    number: int, raw: bytes, endpoint: str, catalog: Any, seen: set[str], models: set[str]
+    number: int, raw: bytes, endpoint: str, catalog: Catalog, seen: set[str], models: set[str]
 ) -> tuple[dict[str, Any] | None, tuple[str, Any] | None]:
     try:
         item = orjson.loads(raw)
@@ -167,7 +178,7 @@ def _check_line(
 
 
 def read_batch_input(
-    content: bytes, endpoint: str, catalog: Any, max_requests: int, max_bytes: int
+    content: bytes, endpoint: str, catalog: Catalog, max_requests: int, max_bytes: int
 ) -> BatchInput | list[dict[str, Any]]:
     """The requests of a batch input file, or the errors that fail the batch (each with its
     1-based line): size and count limits, JSON, the four fields, one model, unique custom_ids.
