@@ -198,10 +198,8 @@ def test_create_errors(make_sandbox, clients) -> None:
     assert metadata.value.param == "metadata"
 
 
-def test_prefix_cache_inside_a_batch(make_sandbox, clients) -> None:
-    sb = make_sandbox(batch_concurrency=1)
-    client = clients(sb)
-    lines = [
+def _system_lines(n: int) -> list[bytes]:
+    return [
         orjson.dumps(
             {
                 "custom_id": f"c{i}",
@@ -216,16 +214,40 @@ def test_prefix_cache_inside_a_batch(make_sandbox, clients) -> None:
                 },
             }
         )
-        for i in range(10)
+        for i in range(n)
     ]
-    batch = wait_batch(client, start_batch(client, lines).id)
-    cached = {
-        cid: line["response"]["body"]["usage"]["prompt_tokens_details"]["cached_tokens"]
-        for cid, line in read_lines(client, batch.output_file_id).items()
-    }
-    assert sorted(cached.values()) == [0] + [1920] * 9  # the first item writes, the rest read
+
+
+def _cached(client: openai.OpenAI, batch: object) -> list[int]:
+    lines = read_lines(client, batch.output_file_id)  # type: ignore[attr-defined]
+    return sorted(
+        line["response"]["body"]["usage"]["prompt_tokens_details"]["cached_tokens"]
+        for line in lines.values()
+    )
+
+
+def test_prefix_cache_inside_a_batch(make_sandbox, clients) -> None:
+    sb = make_sandbox(batch_concurrency=1)
+    client = clients(sb)
+    batch = wait_batch(client, start_batch(client, _system_lines(10)).id)
+    assert _cached(client, batch) == [0] + [1920] * 9  # the first item writes, the rest read
     assert batch.usage.input_tokens_details.cached_tokens == 9 * 1920
     assert sb.stats()["openai_cache_reads"] == 9
+
+
+def test_in_batch_hit_rate_is_shared_with_message_batches(make_sandbox, clients) -> None:
+    sb = make_sandbox(batch_cache_hit_rate=0.0)
+    client = clients(sb)
+    batch = wait_batch(client, start_batch(client, _system_lines(10)).id)
+    assert _cached(client, batch) == [0] * 10  # no item reads what its own batch wrote
+    assert sb.stats(reset=True)["openai_batch_cache_misses"] == 9
+    warm = client.chat.completions.create(
+        model="gpt-5-mini",
+        messages=[{"role": "system", "content": SYSTEM_2000}, {"role": "user", "content": "w"}],
+    )
+    assert warm.usage.prompt_tokens_details.cached_tokens == 0  # reset cleared the cache
+    batch = wait_batch(client, start_batch(client, _system_lines(10)).id)
+    assert _cached(client, batch) == [1920] * 10  # written before the batch: always read
 
 
 def test_truncated_download(make_sandbox, clients) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from evalbatch.catalog.tokenizer import count_text
 from evalbatch.sandbox import FaultConfig, RateLimit
+from evalbatch.sandbox.command import parse_faults, parse_rate_limit
 
 from .openai_sdk import Clients
 from .quality_cases import write_profile
@@ -221,3 +222,9 @@ def test_rate_limit_headers(make_sandbox, clients) -> None:
     )
     assert "x-ratelimit-limit-requests" not in unlimited.headers  # no limit for gpt-5-mini
     assert sb.stats()["http openai_chat 429"] == 1
+
+
+def test_command_line_limits_and_faults_for_openai() -> None:
+    assert parse_rate_limit("openai:gpt-5*:rpm=5,tpm=900") == RateLimit("openai:gpt-5*", 5, tpm=900)
+    assert parse_rate_limit("claude-*:rpm=1,itpm=2") == RateLimit("claude-*", 1, 2)
+    assert parse_faults(["script=429,503,drop"]).script == [429, 503, 0]
