@@ -350,7 +350,8 @@ class OpenAIApp:
     @_handled
     async def list_batches(self, request: Request, key: str) -> Response:
         limit = _int_query(request, "limit", 20, 100)
-        ids = list(reversed(self.batches.batches))  # newest first
+        with self.state.lock:  # worker threads add batches meanwhile
+            ids = list(reversed(self.batches.batches))  # newest first
         after = request.query_params.get("after")
         start = ids.index(after) + 1 if after in ids else 0
         page = [self.batches.batches[i].to_json() for i in ids[start : start + limit]]
