@@ -1,5 +1,5 @@
-"""The loopback Anthropic API sandbox: Messages, Message Batches and count_tokens over real HTTP,
-so the official SDK cannot tell it from the real API for everything evalbatch uses."""
+"""The loopback API sandbox: Anthropic's Messages, Message Batches and count_tokens, and OpenAI's
+Chat Completions, Files and Batches, over real HTTP, as the official SDKs call them."""
 
 from __future__ import annotations
 

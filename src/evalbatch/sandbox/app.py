@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .batches import Batch, BatchStore, results_stream
+from .openai_app import OpenAIApp, openai_endpoint, openai_fault
 from .state import SandboxState
 from .validate import VERSIONS, validate_params
 
@@ -45,6 +46,9 @@ def _error(
 
 
 def _endpoint(method: str, path: str) -> str:
+    openai = openai_endpoint(path)
+    if openai is not None:
+        return openai
     if path == "/v1/messages":
         return "messages"
     if path == "/v1/messages/count_tokens":
@@ -83,6 +87,7 @@ class SandboxApp:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.store = BatchStore(state)
+        self.openai = OpenAIApp(state)  # /v1/chat/completions, /v1/files, /v1/batches
         routes = [
             Route("/v1/messages", self.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
@@ -105,12 +110,14 @@ class SandboxApp:
         request_id = "req_01" + secrets.token_hex(11)
         scope.setdefault("state", {})["request_id"] = request_id
         endpoint = _endpoint(scope["method"], scope["path"])
+        openai = endpoint.startswith("openai_")
+        id_header = b"x-request-id" if openai else b"request-id"
         stats = self.state.stats
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (id_header, request_id.encode())]
                 with self.state.lock:
                     stats[f"http {endpoint} {message['status']}"] += 1
             await send(message)
@@ -146,11 +153,13 @@ class SandboxApp:
                         "request_id": request_id,
                     }
                 )
+                if openai:
+                    fault, body = openai_fault(fault)
                 headers = [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                 ]
-                if fault == 429:
+                if fault == 429 or (openai and fault == 503):
                     headers += [
                         (b"retry-after", f"{retry:g}".encode()),
                         (b"retry-after-ms", str(int(retry * 1000)).encode()),
@@ -160,7 +169,8 @@ class SandboxApp:
                 )
                 await send({"type": "http.response.body", "body": body})
                 return
-        await self.router(scope, receive, send_with_id)
+        router = self.openai.router if openai else self.router
+        await router(scope, receive, send_with_id)
 
     # -- common checks ------------------------------------------------------------------------
     def _auth(self, request: Request) -> tuple[str | None, str, Response | None]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from .config import SandboxConfig
 from .draws import draw
 from .state import SandboxState, new_id
 from .validate import validate_params
@@ -106,10 +107,7 @@ class BatchStore:
     # -- processing ---------------------------------------------------------------------------
     def _process(self, batch: Batch) -> None:
         config = self.state.config
-        deadline = config.expire_after
-        wait = config.batch_latency if deadline is None else min(config.batch_latency, deadline)
-        batch.cancel_requested.wait(timeout=wait) if wait > 0 else None
-        expired_all = deadline is not None and config.batch_latency >= deadline
+        expired_all = wait_latency(config, batch.cancel_requested)
         results: dict[str, int] = {"succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         lines: list[bytes] = []
         wave: list[tuple[str, dict[str, Any]]] = []
@@ -122,10 +120,10 @@ class BatchStore:
             else:
                 kind, line = self._process_item(batch, custom_id, params, wave)
                 if len(wave) >= size:
-                    self._flush(batch, wave)
+                    flush_wave(self.state, wave)
             results[kind] += 1
             lines.append(line)
-        self._flush(batch, wave)
+        flush_wave(self.state, wave)
         with self.state.lock:
             for kind, n in results.items():
                 self.state.stats[f"items_{kind}"] += n
@@ -140,25 +138,52 @@ class BatchStore:
         error = validate_params(params, batch.version, state.catalog, in_batch=True)
         if error:
             return "errored", _error_line(custom_id, "invalid_request_error", error)
-        faults = state.config.faults
-        with state.lock:
-            roll = state.rng.random()
-        if faults.errored and roll < faults.errored:
-            kind = RETRYABLE[int(roll * 1e6) % len(RETRYABLE)]
-            return "errored", _error_line(custom_id, kind, "simulated item failure")
-        if faults.expired and roll < faults.errored + faults.expired:
+        fault = item_fault(state)
+        if fault == "expired":
             return "expired", _line(custom_id, {"type": "expired"})
-        rate = state.config.batch_cache_hit_rate
-        read_own = rate >= 1.0 or draw(state.config.seed, "cache", batch.seq, custom_id) < rate
+        if fault is not None:
+            return "errored", _error_line(custom_id, fault, "simulated item failure")
+        read_own = reads_own_writes(state, batch.seq, custom_id)
         answered = state.answer(params, batch.api_key, "batch", batch.id, read_own)
         wave.append((batch.api_key, answered))
         return "succeeded", _line(custom_id, {"type": "succeeded", "message": answered["message"]})
 
-    def _flush(self, batch: Batch, wave: list[tuple[str, dict[str, Any]]]) -> None:
-        # A wave's cache writes become readable only once the whole wave finished.
-        for api_key, answered in wave:
-            self.state.commit(api_key, answered)
-        wave.clear()
+
+# -- what both providers' batches share ------------------------------------------------------
+def wait_latency(config: SandboxConfig, cancelled: threading.Event) -> bool:
+    """Sleep the batch latency (cut short by expire_after or a cancel); True when the whole
+    batch expires before any item is processed."""
+    deadline = config.expire_after
+    wait = config.batch_latency if deadline is None else min(config.batch_latency, deadline)
+    if wait > 0:
+        cancelled.wait(timeout=wait)
+    return deadline is not None and config.batch_latency >= deadline
+
+
+def item_fault(state: SandboxState) -> str | None:
+    """The injected fate of one batch item: a retryable error kind (``overloaded_error`` or
+    ``api_error``), ``"expired"``, or None to answer it. One draw from the seeded generator."""
+    faults = state.config.faults
+    with state.lock:
+        roll = state.rng.random()
+    if faults.errored and roll < faults.errored:
+        return RETRYABLE[int(roll * 1e6) % len(RETRYABLE)]
+    if faults.expired and roll < faults.errored + faults.expired:
+        return "expired"
+    return None
+
+
+def reads_own_writes(state: SandboxState, seq: int, custom_id: str) -> bool:
+    """Whether an item reads cache entries its own batch wrote (the in-batch hit-rate draw)."""
+    rate = state.config.batch_cache_hit_rate
+    return rate >= 1.0 or draw(state.config.seed, "cache", seq, custom_id) < rate
+
+
+def flush_wave(state: SandboxState, wave: list[tuple[str, dict[str, Any]]]) -> None:
+    """Commit a wave's answers: its cache writes become readable only once all of it finished."""
+    for api_key, answered in wave:
+        state.commit(api_key, answered)
+    wave.clear()
 
 
 def _line(custom_id: str, result: dict[str, Any]) -> bytes:

@@ -1,5 +1,6 @@
 """The simulated prompt cache: entries per API key and exact prefix up to each breakpoint, with
-TTLs, per-model minimums, commit-after-finish, and each entry's writer (for in-batch misses)."""
+TTLs, per-model minimums, commit-after-finish, and each entry's writer (for in-batch misses).
+OpenAI's automatic prefix cache (openai_cache.py) keeps its entries here too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from ..catalog.models import Catalog
 from ..catalog.tokenizer import breakpoints, request_blocks
 
-TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+# Anthropic's breakpoint TTLs, and OpenAI's prompt_cache_retention ("24h" is its default).
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0, "in_memory": 600.0, "24h": 86400.0}
 
 
 @dataclass
@@ -64,14 +66,11 @@ class PromptCache:
         now = self._clock()
         read = skipped = 0
         for point in points:
-            entry = self._entries.get((api_key, point.key))
-            if entry is None or entry.expires_at <= now:
-                continue
-            if not read_own and writer is not None and entry.writer == writer:
+            found = self.read(api_key, point.key, now, writer, read_own)
+            if found == "own":
                 skipped = point.prefix_tokens
-                continue
-            read = point.prefix_tokens
-            entry.expires_at = now + entry.ttl
+            elif found == "hit":
+                read = point.prefix_tokens
         w5 = w1 = 0
         boundary = read
         writes = []
@@ -86,6 +85,17 @@ class PromptCache:
             boundary = point.prefix_tokens
             writes.append((point.key, point.ttl))
         return Accounting(total - boundary, read, w5, w1, writes, skipped > read)
+
+    def read(self, api_key: str, key: bytes, now: float, writer: str | None, read_own: bool) -> str:
+        """Look one prefix up: "hit" (its TTL refreshed), "own" (live, but written by
+        ``writer``'s batch and ``read_own`` is false), or "miss". Callers hold the lock."""
+        entry = self._entries.get((api_key, key))
+        if entry is None or entry.expires_at <= now:
+            return "miss"
+        if not read_own and writer is not None and entry.writer == writer:
+            return "own"
+        entry.expires_at = now + entry.ttl
+        return "hit"
 
     def commit(
         self, api_key: str, writes: list[tuple[bytes, str]], writer: str | None = None

@@ -32,6 +32,8 @@ def parse_faults(items: list[str]) -> FaultConfig:
             faults.truncate_results = value not in ("0", "false", "")
         elif key == "script":
             faults.script = [0 if v == "drop" else int(v) for v in value.split(",") if v]
+            if set(faults.script) - {0, 429, 500, 503, 529}:
+                raise ConfigError(f"--fault {item}: each entry is 429, 500, 503, 529 or drop")
         elif key in FAULT_KEYS:
             try:
                 rate = float(value)
@@ -49,15 +51,18 @@ def parse_faults(items: list[str]) -> FaultConfig:
 
 
 def parse_rate_limit(item: str) -> RateLimit:
-    """``MODEL:rpm=50,itpm=40000,otpm=8000`` (MODEL may be a glob such as ``*``)."""
-    model, sep, rest = item.partition(":")
-    if not sep or not rest:
+    """``MODEL:rpm=50,itpm=40000,otpm=8000`` or ``openai:gpt-5-mini:rpm=50,tpm=200000`` (MODEL
+    may be a glob such as ``*``; it is split from the limits at its last colon)."""
+    model, sep, rest = item.rpartition(":")
+    if not sep or not model or not rest:
         raise ConfigError(f"--rate-limit {item}: expected MODEL:rpm=N,itpm=N,otpm=N")
     limit = RateLimit(model=model)
     for part in rest.split(","):
         key, _, value = part.partition("=")
-        if key not in ("rpm", "itpm", "otpm") or not value.isdigit():
-            raise ConfigError(f"--rate-limit {item}: {part!r} (use rpm=N, itpm=N, otpm=N)")
+        if key not in ("rpm", "itpm", "otpm", "tpm") or not value.isdigit():
+            raise ConfigError(
+                f"--rate-limit {item}: {part!r} (use rpm=N, itpm=N, otpm=N or, for OpenAI, tpm=N)"
+            )
         setattr(limit, key, int(value))
     return limit
 

@@ -24,19 +24,30 @@ class FaultConfig:
     errored: float = 0.0  # batch items that end `errored` with a retryable error
     expired: float = 0.0  # batch items that end `expired`
     truncate_results: bool = False  # the first results download of each batch is cut short
-    endpoints: tuple[str, ...] = ("messages", "count_tokens", "batches", "results")
+    endpoints: tuple[str, ...] = (
+        "messages",
+        "count_tokens",
+        "batches",
+        "results",
+        "openai_chat",
+        "openai_files",
+        "openai_content",
+        "openai_batches",
+    )
     script: list[int] = field(default_factory=list)
     retry_after_s: float = 0.05
 
 
 @dataclass
 class RateLimit:
-    """Per-model token buckets (per minute). ``model`` may be a glob such as ``*``."""
+    """Per-model token buckets (per minute). ``model`` may be a glob such as ``*``; OpenAI
+    models match as ``openai:NAME``. ``tpm`` (input plus requested output) is OpenAI's only."""
 
     model: str = "*"
     rpm: int | None = None
     itpm: int | None = None
     otpm: int | None = None
+    tpm: int | None = None
 
 
 @dataclass
@@ -53,6 +64,9 @@ class SandboxConfig:
     # per batch and custom_id); entries from before the batch are always read.
     batch_cache_hit_rate: float = 1.0
     max_batch_bytes: int = 256_000_000
+    # OpenAI's batch input file limits (requests per file, bytes per file).
+    openai_max_batch_requests: int = 50_000
+    openai_max_batch_bytes: int = 200_000_000
     host: str = "127.0.0.1"
     port: int = 0
     allow_remote: bool = False
@@ -82,6 +96,8 @@ class SandboxConfig:
             "batch_cache_hit_rate": self.batch_cache_hit_rate,
             "expire_after": self.expire_after,
             "max_batch_bytes": self.max_batch_bytes,
+            "openai_max_batch_requests": self.openai_max_batch_requests,
+            "openai_max_batch_bytes": self.openai_max_batch_bytes,
             "faults": asdict(self.faults),
             "rate_limits": [asdict(limit) for limit in self.rate_limits],
         }

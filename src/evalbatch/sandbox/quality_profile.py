@@ -13,6 +13,7 @@ import yaml
 
 from ..catalog import load_catalog
 from ..errors import ConfigError
+from .openai_models import find_openai_model
 
 PROFILE_KEYS = ("cases", "models", "prompt_template", "truth", "verdict_scores")
 MODEL_KEYS = ("answer", "verdict")
@@ -152,8 +153,10 @@ def _models(path: Path, raw: Any, difficulties: set[str | None]) -> dict[str, Mo
     models: dict[str, ModelQuality] = {}
     for name, spec in raw.items():
         where = f"{path}: models.{name}"
+        openai_model = find_openai_model(catalog, str(name))
         try:
-            model_id = catalog.resolve(str(name))
+            # responders see an OpenAI model as openai:NAME, however the profile spells it
+            model_id = openai_model.address if openai_model else catalog.resolve(str(name))
         except ConfigError as exc:
             raise ValueError(f"{where}: {exc}") from None
         if model_id in models:

@@ -81,6 +81,7 @@ class SandboxServer:
 
     def stop(self) -> None:
         self.app.store.stop()
+        self.app.openai.stop()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)

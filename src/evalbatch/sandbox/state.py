@@ -67,17 +67,10 @@ class SandboxState:
             self.stats[counter] += 1
 
     # -- answering ----------------------------------------------------------------------------
-    def answer(
-        self,
-        params: dict[str, Any],
-        api_key: str,
-        tier: str,
-        writer: str | None = None,
-        read_own: bool = True,
-    ) -> dict[str, Any]:
-        """A full Message for a valid request. Cache entries it writes are committed by the
-        caller once the request finished (see ``commit``). A batch item passes its batch id as
-        ``writer``, and ``read_own=False`` when it is to miss entries its batch wrote."""
+    def reply(self, params: dict[str, Any]) -> tuple[str, str, str | None]:
+        """The responder's text for a request in the Messages shape, cut at the first of its
+        ``stop_sequences`` and at ``max_tokens``: (text, stop_reason, stop_sequence). Both the
+        Anthropic and the OpenAI endpoints answer through here."""
         reply = self.responder(params)
         stop_reason = "end_turn"
         stop_sequence = None
@@ -93,6 +86,20 @@ class SandboxState:
         text, cut = cut_to_tokens(text, int(params["max_tokens"]))
         if cut:
             stop_reason, stop_sequence = "max_tokens", None
+        return text, stop_reason, stop_sequence
+
+    def answer(
+        self,
+        params: dict[str, Any],
+        api_key: str,
+        tier: str,
+        writer: str | None = None,
+        read_own: bool = True,
+    ) -> dict[str, Any]:
+        """A full Message for a valid request. Cache entries it writes are committed by the
+        caller once the request finished (see ``commit``). A batch item passes its batch id as
+        ``writer``, and ``read_own=False`` when it is to miss entries its batch wrote."""
+        text, stop_reason, stop_sequence = self.reply(params)
         with self.lock:
             accounting = self.cache.account(api_key, params, writer, read_own)
         output_tokens = len(_TOKEN.findall(text))
@@ -116,16 +123,19 @@ class SandboxState:
         }
 
     def commit(self, api_key: str, answered: dict[str, Any]) -> None:
+        """Make a finished request's cache writes readable and count its reads and writes
+        (an OpenAI answer carries ``stats_prefix`` "openai_", so the two sides count apart)."""
+        prefix = answered.get("stats_prefix", "")
         with self.lock:
             self.cache.commit(api_key, answered["writes"], answered["writer"])
             if answered["missed_own"]:
-                self.stats["batch_cache_misses"] += 1
+                self.stats[f"{prefix}batch_cache_misses"] += 1
             if answered["read"]:
-                self.stats["cache_reads"] += 1
-                self.stats["cache_read_tokens"] += answered["read"]
+                self.stats[f"{prefix}cache_reads"] += 1
+                self.stats[f"{prefix}cache_read_tokens"] += answered["read"]
             if answered["written"]:
-                self.stats["cache_writes"] += 1
-                self.stats["cache_write_tokens"] += answered["written"]
+                self.stats[f"{prefix}cache_writes"] += 1
+                self.stats[f"{prefix}cache_write_tokens"] += answered["written"]
 
     # -- faults -------------------------------------------------------------------------------
     def draw_fault(self, endpoint: str) -> int | None:
@@ -147,7 +157,7 @@ class SandboxState:
         return None
 
     # -- rate limits --------------------------------------------------------------------------
-    def _limit_for(self, model: str) -> RateLimit | None:
+    def limit_for(self, model: str) -> RateLimit | None:
         for limit in self.config.rate_limits:
             if fnmatch.fnmatchcase(model, limit.model):
                 return limit
@@ -164,15 +174,26 @@ class SandboxState:
     def take(self, params: dict[str, Any]) -> tuple[float, dict[str, str]]:
         """Charge the model's buckets; returns (seconds to wait if refused, rate-limit headers)."""
         model = str(params.get("model"))
-        limit = self._limit_for(model)
-        now = self.config.clock()
+        limit = self.limit_for(model)
         if limit is None:
             return 0.0, {}
-        need = {
-            "requests": (limit.rpm, 1.0),
-            "input-tokens": (limit.itpm, float(count_request(params))),
-            "output-tokens": (limit.otpm, float(params.get("max_tokens", 0)) * 0.0),
-        }
+        wait, buckets, now = self.charge(
+            model,
+            {
+                "requests": (limit.rpm, 1.0),
+                "input-tokens": (limit.itpm, float(count_request(params))),
+                "output-tokens": (limit.otpm, 0.0),
+            },
+        )
+        with self.lock:
+            return wait, _headers(buckets, now)
+
+    def charge(
+        self, model: str, need: dict[str, tuple[int | None, float]]
+    ) -> tuple[float, dict[str, Bucket], float]:
+        """Take ``amount`` from each configured bucket ``kind: (capacity, amount)`` of the model,
+        all or none; returns (seconds to wait if refused, the buckets, now)."""
+        now = self.config.clock()
         with self.lock:
             buckets = {
                 kind: self._bucket(model, kind, cap, now) for kind, (cap, _) in need.items() if cap
@@ -181,11 +202,10 @@ class SandboxState:
             if wait <= 0:
                 for kind, bucket in buckets.items():
                     bucket.tokens -= need[kind][1]
-            headers = _headers(buckets, now)
-        return wait, headers
+        return wait, buckets, now
 
     def charge_output(self, model: str, tokens: int) -> None:
-        limit = self._limit_for(model)
+        limit = self.limit_for(model)
         if limit is None or not limit.otpm:
             return
         with self.lock:
