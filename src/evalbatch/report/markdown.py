@@ -3,6 +3,7 @@ failures; a comparison's verdict, per-grader table, manifest diff and regressed 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ..analysis.compare import Comparison
@@ -14,8 +15,23 @@ MAX_FAILURES = 10
 
 
 def _cell(value: object, limit: int = 120) -> str:
-    text = str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A table cell holding what a case or a model wrote: an inline code span on one line, so a
+    PR comment can neither be restyled nor made to load anything by an output's markup."""
+    text = " ".join(str(value if value is not None else "").split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if not text:
+        return ""
+    text = text.replace("|", "\\|")  # a pipe would end the cell, even inside code
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    """A fenced block longer than any backtick run inside, so the text cannot close it."""
+    fence = "`" * max(3, max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return [f"{fence}{language}", text, fence]
 
 
 def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
@@ -32,7 +48,8 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
     ]
     for g in summary.graders:
         lines.append(
-            f"| {g.name} | {g.type} | {pct(g.pass_rate)} | {g.passed} | {g.failed} | {g.errors} |"
+            f"| {_cell(g.name)} | {g.type} | {pct(g.pass_rate)} | {g.passed} | {g.failed} | "
+            f"{g.errors} |"
         )
     lines += [
         "",
@@ -41,7 +58,7 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
     ]
     for c in summary.costs:
         lines.append(
-            f"| {c.step} | {c.model} | {c.mode} | {c.requests:,} | "
+            f"| {c.step} | {_cell(c.model)} | {c.mode} | {c.requests:,} | "
             f"{pct(c.cache_read_share)} | {usd(c.cost)} | {usd(c.sync_cost)} |"
         )
     if summary.routed:
@@ -50,7 +67,8 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
         for r in summary.routes:
             rate = pct(r.pass_rate) if r.step == "generate" else ""
             lines.append(
-                f"| {r.step} | {_cell(r.route)} | {r.model} | {r.requests:,} | {usd(r.cost)} | "
+                f"| {r.step} | {_cell(r.route)} | {_cell(r.model)} | {r.requests:,} | "
+                f"{usd(r.cost)} | "
                 f"{rate} |"
             )
     lines += [f"\n> warning: {p.warning}" for p in summary.prefixes if p.warning]
@@ -74,7 +92,7 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
             for s in row.scores:
                 if not s.passed:
                     lines.append(
-                        f"| {_cell(row.case_id)} | {s.grader} | "
+                        f"| {_cell(row.case_id)} | {_cell(s.grader)} | "
                         f"{_cell(row.output, 80)} | "
                         f"{_cell(s.error or s.explanation)} |"
                     )
@@ -107,7 +125,7 @@ def render_comparison_markdown(cmp: Comparison) -> str:
         for change in cmp.changes:
             lines.append(f"- `{change.key}`: {change.summary}")
             if change.diff:
-                lines += ["", "```diff", change.diff.rstrip()[:3000], "```", ""]
+                lines += ["", *_fenced(change.diff.rstrip()[:3000], "diff"), ""]
         lines += ["</details>"]
     regressed = [c for c in cmp.cases if c.change == "regressed"]
     if regressed:
@@ -120,7 +138,7 @@ def render_comparison_markdown(cmp: Comparison) -> str:
         ]
         for d in regressed[:MAX_CASES]:
             lines.append(
-                f"| {_cell(d.case_id, 100)} | {d.grader} | {_cell(d.base_output, 100)} | "
+                f"| {_cell(d.case_id, 100)} | {_cell(d.grader)} | {_cell(d.base_output, 100)} | "
                 f"{_cell(d.new_output, 100)} | {_cell(d.new_explanation, 100)} |"
             )
         if len(regressed) > MAX_CASES:
