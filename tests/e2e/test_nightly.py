@@ -367,6 +367,21 @@ class TestCancel:
             kinds = db.execute("select kind, count(*) from results group by kind").fetchall()
         assert kinds == [("canceled", 12)]
         assert run_cli(["collect"], cli_env).stderr.strip() == "no open runs"
+        (state,) = json.loads(run_cli(["status", run_id, "--json"], cli_env).stdout)
+        (batch,) = state["batches"]
+        assert batch["counts"]["processing"] == 0 and batch["counts"]["canceled"] == 12
+
+    def test_latest_in_compare_is_the_newest_done_run_not_a_canceled_one(
+        self, tmp_path, cli_env, sandbox
+    ):
+        suite = _suite(tmp_path / "s")
+        first = json.loads(run_cli(["run", str(suite), "--json"], cli_env).stdout)["run"]["id"]
+        second = json.loads(run_cli(["run", str(suite), "--json"], cli_env).stdout)["run"]["id"]
+        third = run_cli(["run", str(suite), "--detach"], cli_env).stdout.strip()
+        assert run_cli(["cancel", third], cli_env).code == 0
+        compared = run_cli(["compare", first, "latest", "--format", "json"], cli_env)
+        assert compared.code == 0, compared.stderr
+        assert json.loads(compared.stdout)["new"]["id"] == second
 
 
 # -- non-retryable item errors ------------------------------------------------------------------

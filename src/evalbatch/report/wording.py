@@ -3,6 +3,8 @@ p-values, the cost headline, and the notes a comparison carries."""
 
 from __future__ import annotations
 
+import math
+
 from ..analysis.compare import Comparison
 from ..analysis.summary import RunSummary
 
@@ -10,10 +12,13 @@ MAX_CASES = 20  # regressed / failing cases listed before "N more"
 
 
 def usd(value: float) -> str:
+    """Dollars with cents; below a cent, two significant digits ($0.000012), so tiny runs'
+    figures still explain their savings percentage."""
     if value == 0:
         return "$0.00"
     if abs(value) < 0.01:
-        return f"${value:.4f}"
+        decimals = 1 - math.floor(math.log10(abs(value)))
+        return f"${value:.{decimals}f}"
     return f"${value:,.2f}"
 
 
