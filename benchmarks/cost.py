@@ -399,8 +399,8 @@ def main(argv: list[str] | None = None) -> None:
         print("== actual/naive: " + ", ".join(f"{k} {v:.3f}" for k, v in ratio.items()))
         print(
             f"cost-ref: actual/naive_best={ratio['best']:.3f} typical={ratio['typical']:.3f} "
-            f"worst={ratio['worst']:.3f} prefix_hit_warm={results['warmed']['hit']['all']:.3f} "
-            f"prefix_hit_cold={results['typical']['hit']['all']:.3f}"
+            f"worst={ratio['worst']:.3f} prefix_hit_warm={results['warmed']['hit']['all']:.4f} "
+            f"prefix_hit_cold={results['typical']['hit']['all']:.4f}"
         )
     finally:
         if args.keep is None:
