@@ -19,6 +19,8 @@ batch are always read) set per scenario:
   calls the best case, and what ``run --sandbox`` does.
 * typical: no warming, W ``--wave`` (100), H ``--hit-rate`` (0.64, the middle of 30%-98%). The
   real API's concurrency is not published; at 5,000 cases the first wave is 2% of the items.
+  The only figure that moves between repeats: the sandbox draws each hit from the seed, the
+  batch and the item's custom_id, which holds the run id (a binomial spread, ~0.5 points).
 * worst: no warming, H 0.0. No item reads what its own batch wrote, so every item writes its
   prefix: what ``plan`` calls the worst case. Below the quoted 30% low end: a bound, not a
   forecast.
