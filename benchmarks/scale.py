@@ -1,18 +1,29 @@
 """Scale: a generated N-case suite (generation + rubric grading = 2N requests) through the
-sandbox with zero batch latency; wall time and peak RSS of the *harness* for each phase.
+sandbox with zero batch latency; wall time, CPU time and peak RSS of the harness and of the
+sandbox, apart, for each phase.
 
-    .venv/bin/python benchmarks/scale.py                 # 10,000 then 100,000 cases
-    .venv/bin/python benchmarks/scale.py --cases 20000   # one size only
+    .venv/bin/python benchmarks/scale.py                       # 10,000 then 100,000 cases
+    .venv/bin/python benchmarks/scale.py --cases 2000 20000    # other sizes, smallest first
 
-The sandbox runs in this process (a thread); the harness runs in a child process (this same file
-with ``--driver``) so its peak RSS is its own. Phases: plan (validate, manifest, write the run and
-its requests), submit (the generate batches), collect (poll, stream the results in), grade
-(plan, submit and collect the rubric batch), score, report (summary and text report).
-Peak RSS is the child's high-water mark at the end of each phase (it only grows).
+What it measures, and on what: the harness's own overhead on tiny requests. Each case's prompt
+is ``Question {i}: yes`` (about 5 tokens, no system prompt), generation and grading both on
+haiku with ``cache: off``, outputs of a few tokens (the sandbox's echo, and a one-line rubric
+verdict). Real suites send longer prompts: they cost the harness more per request (rendering,
+JSON, storage) and the provider far more. The settings are printed first.
 
-Targets on a 2-core machine: 100k cases end to end under 120 s, peak RSS under 500 MB, and
-memory flat as the suite grows. The last line reads
-``scale-100k: wall_s=… peak_rss_mb=… rss_10k_over_100k=…``.
+Three processes: this one (writes the suite, starts the others, prints), the sandbox (this
+file with ``--serve``) and the harness (this file with ``--driver``), so that each one's CPU
+time and peak RSS are its own. Phases: plan (validate, manifest, write the run and its
+requests), submit (the generate batches), collect (poll, stream the results in), grade (plan,
+submit and collect the rubric batch), score, report (summary and text report). The harness
+reads its own CPU (user + sys) and high-water RSS at the end of each phase, and the sandbox's
+from /proc (Linux).
+
+Targets on a 2-core machine: 100k cases end to end under 120 s, harness peak RSS under 500 MB,
+and memory flat as the suite grows. The last line reads ``scale-100k: wall_s=… peak_rss_mb=…
+rss_10k_over_100k=… harness_cpu_s=… sandbox_cpu_s=… sandbox_peak_rss_mb=…`` (peak_rss_mb is
+the harness's; the rss ratio names the smallest and largest sizes run, and is left out when
+only one size ran).
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import argparse
 import io
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+RUBRIC = "Does the reply answer yes?"
+MAX_TOKENS = 32
 
 
 def _rubric_or_echo(params: dict[str, Any]) -> str:
@@ -50,21 +65,48 @@ def write_suite(folder: Path, cases: int) -> Path:
     (folder / "suite.yaml").write_text(
         "name: scale\n"
         "cases: cases.jsonl\n"
-        "generate: {prompt: '{{ input }}', max_tokens: 32, model: haiku}\n"
+        f"generate: {{prompt: '{{{{ input }}}}', max_tokens: {MAX_TOKENS}, model: haiku}}\n"
         "grade:\n"
         "  - contains: '{{ target }}'\n"
-        "  - rubric: {model: haiku, rubric: 'Does the reply answer yes?', pass: '>= 4'}\n"
+        f"  - rubric: {{model: haiku, rubric: '{RUBRIC}', pass: '>= 4'}}\n"
         "mode: batch\n"
         "cache: off\n"
     )
     return folder / "suite.yaml"
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _own() -> tuple[float, float]:
+    """This process's CPU seconds (user + sys) and peak RSS in MB (ru_maxrss is KiB on Linux)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def driver(suite: Path) -> None:
+def _other(pid: int) -> tuple[float, float]:
+    """Another process's CPU seconds and peak RSS in MB, from /proc (NaN where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        status = Path(f"/proc/{pid}/status").read_text()
+        hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return cpu, int(hwm.split()[1]) / 1024
+    except (OSError, StopIteration, IndexError, ValueError):
+        return float("nan"), float("nan")
+
+
+def serve() -> None:
+    """The sandbox process: print its address and settings, serve until stdin closes, then
+    print its own CPU time and peak RSS."""
+    from evalbatch.sandbox import SandboxConfig, SandboxServer
+
+    server = SandboxServer(SandboxConfig(responder=_rubric_or_echo, batch_latency=0.0)).start()
+    print(json.dumps({"base_url": server.base_url, "settings": server.settings()}), flush=True)
+    sys.stdin.read()
+    server.stop()
+    cpu, rss = _own()
+    print(json.dumps({"cpu_s": cpu, "peak_rss_mb": rss}), flush=True)
+
+
+def driver(suite: Path, sandbox_pid: int) -> None:
     """The harness, phase by phase, printing one JSON line per phase."""
     from rich.console import Console
 
@@ -77,13 +119,18 @@ def driver(suite: Path) -> None:
     from evalbatch.run.scoring import score_run
     from evalbatch.store.db import open_store
 
-    marks: list[tuple[str, float]] = []
+    # harness CPU from process start (plan includes start-up and imports); sandbox CPU from now
+    last = [0.0, 0.0, _other(sandbox_pid)[0]]
 
     def mark(phase: str, started: float) -> float:
         now = time.perf_counter()
-        print(json.dumps({"phase": phase, "wall_s": now - started, "peak_rss_mb": _rss_mb()}))
-        sys.stdout.flush()
-        marks.append((phase, now))
+        cpu, rss = _own()
+        sandbox_cpu, sandbox_rss = _other(sandbox_pid)
+        line = {"phase": phase, "wall_s": now - started, "cpu_s": cpu - last[1]}
+        line |= {"peak_rss_mb": rss, "sandbox_cpu_s": sandbox_cpu - last[2]}
+        line |= {"sandbox_peak_rss_mb": sandbox_rss}
+        last[1:] = [cpu, sandbox_cpu]
+        print(json.dumps(line), flush=True)
         return now
 
     t = time.perf_counter()
@@ -118,27 +165,37 @@ def driver(suite: Path) -> None:
     print_text(summary, Console(file=io.StringIO(), width=120))
     mark("report", t)
     runner.close()
-    print(json.dumps({"cases_passed": summary.cases_passed, "cases_scored": summary.cases_scored}))
+    steps = {
+        line.step: {
+            "requests": line.requests,
+            "input": line.input_tokens,
+            "out": line.output_tokens,
+        }
+        for line in summary.costs
+    }
+    print(json.dumps({"cases_scored": summary.cases_scored, "steps": steps}))
 
 
 def measure(cases: int) -> dict[str, Any]:
-    from evalbatch.sandbox import SandboxConfig, SandboxServer
-
+    here = [sys.executable, __file__]
     with tempfile.TemporaryDirectory(prefix="evalbatch-scale-") as tmp:
         folder = Path(tmp)
         suite = write_suite(folder, cases)
-        server = SandboxServer(SandboxConfig(responder=_rubric_or_echo, batch_latency=0.0))
-        server.start()
+        sandbox = subprocess.Popen(
+            [*here, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert sandbox.stdout is not None and sandbox.stdin is not None
+        served = json.loads(sandbox.stdout.readline())
         try:
             env = {
                 **os.environ,
-                "ANTHROPIC_BASE_URL": server.base_url,
+                "ANTHROPIC_BASE_URL": served["base_url"],
                 "ANTHROPIC_API_KEY": "bench",
                 "EVALBATCH_HOME": str(folder / "home"),
             }
             started = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, __file__, "--driver", str(suite)],
+                [*here, "--driver", str(suite), "--sandbox-pid", str(sandbox.pid)],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -146,7 +203,9 @@ def measure(cases: int) -> dict[str, Any]:
             )
             wall = time.perf_counter() - started
         finally:
-            server.stop()
+            sandbox.stdin.close()
+            sandbox_end = json.loads(sandbox.stdout.readline())
+            sandbox.wait()
     if proc.returncode != 0:
         raise SystemExit(f"driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -157,33 +216,92 @@ def measure(cases: int) -> dict[str, Any]:
         "cases": cases,
         "wall_s": wall,
         "phases": phases,
+        "steps": final["steps"],
         "peak_rss_mb": phases[-1]["peak_rss_mb"],
+        "harness_cpu_s": sum(p["cpu_s"] for p in phases),
+        "sandbox": {**sandbox_end, "settings": served["settings"]},
     }
+
+
+def print_settings(sizes: list[int]) -> None:
+    from evalbatch.catalog.tokenizer import count_text
+
+    prompts = [count_text(f"Question {i}: yes") for i in (0, 999, 99_999)]
+    print(
+        f"settings: sizes {', '.join(f'{n:,}' for n in sizes)} cases (2 requests each); "
+        f"prompts 'Question N: yes' ({min(prompts)}-{max(prompts)} tokens, no system prompt); "
+        f"rubric '{RUBRIC}' ({count_text(RUBRIC)} tokens); generate and grade on haiku; "
+        f"max_tokens {MAX_TOKENS}; cache off; mode batch; sandbox echo responder (rubric "
+        "verdicts for grading), batch_latency 0, batch_concurrency 1"
+    )
+    print(
+        f"  Python {platform.python_version()}, {os.cpu_count()} cores shared with other jobs "
+        "(wall times vary with their load; CPU times much less)"
+    )
+
+
+def print_size(res: dict[str, Any]) -> None:
+    n = res["cases"]
+    sandbox = res["sandbox"]
+    print(f"\n{n:,} cases ({2 * n:,} requests): wall {res['wall_s']:.1f} s")
+    for step, s in res["steps"].items():
+        note = " (grader instructions, rubric and the output)" if step == "grade" else ""
+        print(
+            f"  {step}: {s['requests']:,} requests, {s['input'] / s['requests']:.1f} input "
+            f"tokens each{note}, {s['out'] / s['requests']:.1f} output tokens"
+        )
+    print(
+        f"  {'phase':<8} {'wall_s':>7} {'harness cpu_s':>13} {'harness rss_mb':>14} "
+        f"{'sandbox cpu_s':>13} {'sandbox rss_mb':>14}"
+    )
+    for p in res["phases"]:
+        print(
+            f"  {p['phase']:<8} {p['wall_s']:>7.1f} {p['cpu_s']:>13.1f} {p['peak_rss_mb']:>14.0f} "
+            f"{p['sandbox_cpu_s']:>13.1f} {p['sandbox_peak_rss_mb']:>14.0f}"
+        )
+    print("  (the harness's plan phase includes its start-up and imports)")
+    print(
+        f"  harness (evalbatch): CPU {res['harness_cpu_s']:.1f} s, peak RSS "
+        f"{res['peak_rss_mb']:.0f} MB; sandbox (whole process life, startup included): CPU "
+        f"{sandbox['cpu_s']:.1f} s, peak RSS {sandbox['peak_rss_mb']:.0f} MB "
+        "(it keeps every batch's result lines until it stops)"
+    )
+
+
+def _label(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=None, help="one size only")
+    parser.add_argument("--cases", type=int, nargs="+", help="sizes (default 10000 100000)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sandbox-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.driver:
-        driver(args.driver)
+    if args.serve:
+        serve()
         return
-    sizes = [args.cases] if args.cases else [10_000, 100_000]
-    results = []
-    for n in sizes:
-        res = measure(n)
-        results.append(res)
-        print(f"\n{n:,} cases ({2 * n:,} requests): wall {res['wall_s']:.1f} s")
-        print(f"  {'phase':<8} {'wall_s':>8} {'peak_rss_mb':>12}")
-        for p in res["phases"]:
-            print(f"  {p['phase']:<8} {p['wall_s']:>8.1f} {p['peak_rss_mb']:>12.0f}")
-    big = results[-1]
-    ratio = results[0]["peak_rss_mb"] / big["peak_rss_mb"] if len(results) > 1 else 1.0
-    label = f"{big['cases'] // 1000}k" if big["cases"] >= 1000 else str(big["cases"])
+    if args.driver:
+        driver(args.driver, args.sandbox_pid)
+        return
+    sizes = sorted(args.cases or [10_000, 100_000])
+    print_settings(sizes)
+    results = [measure(n) for n in sizes]
+    for res in results:
+        print_size(res)
+    small, big = results[0], results[-1]
+    ratio = (
+        f" rss_{_label(small['cases'])}_over_{_label(big['cases'])}="
+        f"{small['peak_rss_mb'] / big['peak_rss_mb']:.2f}"
+        if len(results) > 1
+        else ""
+    )
     print(
-        f"scale-{label}: wall_s={big['wall_s']:.1f} peak_rss_mb={big['peak_rss_mb']:.0f} "
-        f"rss_10k_over_100k={ratio:.2f}"
+        f"scale-{_label(big['cases'])}: wall_s={big['wall_s']:.1f} "
+        f"peak_rss_mb={big['peak_rss_mb']:.0f}{ratio} harness_cpu_s={big['harness_cpu_s']:.1f} "
+        f"sandbox_cpu_s={big['sandbox']['cpu_s']:.1f} "
+        f"sandbox_peak_rss_mb={big['sandbox']['peak_rss_mb']:.0f}"
     )
 
 

@@ -2,9 +2,15 @@
 
 Requests are rendered exactly as `run` would send them. Input tokens come from the local
 tokenizer (exact against the sandbox; an estimate against the real API) or from the API's
-count_tokens. Cache reads and writes are simulated the way the API does them within a batch:
-the first request with a prefix writes it, later ones read. Output tokens come from the last
-comparable run's actual outputs when one exists, else from max_tokens (an upper bound).
+count_tokens. Output tokens come from the last comparable run's actual outputs when one exists,
+else from max_tokens (an upper bound).
+
+The prompt cache is projected under two stated assumptions, because the real Batches API reads
+entries written inside the same batch only best-effort ("typically 30%-98%" of hits): the *best
+case* (the headline) lets every request read what any earlier request wrote, as if batch items
+ran one after another; the *worst case* lets a batch item read only what was written before its
+batch (warm-up requests), so every other item writes its prefix again. Neither is a claim
+about how the real API behaves on a given day; a real run should land between them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,18 @@ from .requests import GeneratedCase, plan_generate, plan_grade, planned_body
 History = dict[tuple[str, str, int, str | None], tuple[int, str]]
 
 STRATEGIES = ("plan", "sync", "no_cache", "no_routing", "naive")
+# The prompt-cache assumptions `plan` projects under; the first is the headline.
+CACHE_ASSUMPTIONS = ("best", "worst")
+CACHE_ASSUMPTION_TEXT = {
+    "best": (
+        "best case: each shared prefix is written once (by its first request, or its warm-up "
+        "request) and read by every later request, as if batch items ran one after another"
+    ),
+    "worst": (
+        "worst case: a batch item reads only what was written before its batch (warm-up "
+        "requests); every other batch item writes its prefix again"
+    ),
+}
 LOCAL_ESTIMATE_NOTE = (
     "local estimate: exact against the sandbox; against the real tokenizer expect about ±15%"
 )
@@ -56,8 +74,14 @@ class ProjectionLine:
             self.costs[name] += value
 
 
+Lines = dict[tuple[str, str], ProjectionLine]  # (step, model) -> its running totals
+
+
 @dataclass
 class Projection:
+    """Lines per (step, model) under each cache assumption; `lines` is the best case, the one
+    every figure without an explicit assumption (headline, budget guard) uses."""
+
     suite: str
     mode: str
     cases: int
@@ -65,16 +89,26 @@ class Projection:
     token_source: str
     output_source: str
     warm_requests: int = 0
+    worst_lines: list[ProjectionLine] = field(default_factory=list)
 
-    def total(self, strategy: str) -> float:
-        return sum(line.costs[strategy] for line in self.lines)
+    def lines_for(self, assumption: str = "best") -> list[ProjectionLine]:
+        return self.worst_lines if assumption == "worst" else self.lines
 
-    def input_side(self, strategy: str = "plan") -> float:
+    def total(self, strategy: str, assumption: str = "best") -> float:
+        return sum(line.costs[strategy] for line in self.lines_for(assumption))
+
+    def input_side(self, strategy: str = "plan", assumption: str = "best") -> float:
         """The cost of input tokens only (uncached + writes + reads), for the accuracy check."""
-        return self.total(strategy) - self.output_cost(strategy)
+        return self.total(strategy, assumption) - self.output_cost(strategy)
 
     def output_cost(self, strategy: str = "plan") -> float:
+        # Output tokens and their price band are the same under every cache assumption.
         return sum(line.costs.get(f"{strategy}:output", 0.0) for line in self.lines)
+
+    def cache_range_differs(self) -> bool:
+        """True when the assumptions give different figures (some batch item reads a prefix
+        that an earlier item of its own batch wrote)."""
+        return self.total("plan", "worst") != self.total("plan", "best")
 
     def to_dict(self) -> dict[str, Any]:
         naive = self.total("naive")
@@ -91,32 +125,54 @@ class Projection:
             "savings_vs_naive": {
                 s: (1 - self.total(s) / naive) if naive else 0.0 for s in STRATEGIES
             },
-            "lines": [
-                {
-                    "step": x.step,
-                    "model": x.model,
-                    "requests": x.requests,
-                    "input_tokens": x.input_tokens,
-                    "cache_write_tokens": x.cache_write_tokens,
-                    "cache_read_tokens": x.cache_read_tokens,
-                    "output_tokens": x.output_tokens,
-                    "costs": {s: x.costs[s] for s in STRATEGIES},
-                }
-                for x in self.lines
-            ],
+            "lines": [_line_dict(x) for x in self.lines],
+            "cache_assumption": "best",
+            "cache_range": {a: self._assumption_dict(a, naive) for a in CACHE_ASSUMPTIONS},
+        }
+
+    def _assumption_dict(self, assumption: str, naive: float) -> dict[str, Any]:
+        lines = self.lines_for(assumption)
+        return {
+            "assumption": CACHE_ASSUMPTION_TEXT[assumption],
+            "strategies": {s: self.total(s, assumption) for s in STRATEGIES},
+            "input_side": {s: self.input_side(s, assumption) for s in STRATEGIES},
+            "savings_vs_naive": {
+                s: (1 - self.total(s, assumption) / naive) if naive else 0.0 for s in STRATEGIES
+            },
+            "cache_write_tokens": sum(x.cache_write_tokens for x in lines),
+            "cache_read_tokens": sum(x.cache_read_tokens for x in lines),
+            "lines": [_line_dict(x) for x in lines],
         }
 
 
+def _line_dict(x: ProjectionLine) -> dict[str, Any]:
+    return {
+        "step": x.step,
+        "model": x.model,
+        "requests": x.requests,
+        "input_tokens": x.input_tokens,
+        "cache_write_tokens": x.cache_write_tokens,
+        "cache_read_tokens": x.cache_read_tokens,
+        "output_tokens": x.output_tokens,
+        "costs": {s: x.costs[s] for s in STRATEGIES},
+    }
+
+
 class CacheModel:
-    """The API's prefix cache as `plan` assumes it: the first request with a prefix writes it,
-    every later one reads it (each write is visible to the next request). The sandbox's own
+    """The prompt cache as `plan` assumes it. With ``in_batch_reads`` (the best case) the first
+    request with a prefix writes it and every later one reads it (each write is visible to the
+    next request). Without it (the worst case) a batch item's write is never read by anyone:
+    only writes of requests outside batches (warm-up and sync requests) are. The sandbox's own
     cache (sandbox/cache.py) is written apart, as an oracle; a test holds the two together."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, in_batch_reads: bool = True) -> None:
         self._seen: set[bytes] = set()
         self._catalog = catalog
+        self._in_batch_reads = in_batch_reads
 
-    def usage(self, params: dict[str, Any], input_total: int, output: int) -> Usage:
+    def usage(
+        self, params: dict[str, Any], input_total: int, output: int, *, batch_item: bool = False
+    ) -> Usage:
         points = breakpoints(params["model"], request_blocks(params))
         minimum = self._catalog.model(params["model"]).min_cache_tokens
         read = 0
@@ -134,7 +190,8 @@ class CacheModel:
             else:
                 write_5m += increment
             boundary = point.prefix_tokens
-            self._seen.add(point.key)
+            if self._in_batch_reads or not batch_item:
+                self._seen.add(point.key)
         return Usage(
             input_tokens=input_total - boundary,
             output_tokens=output,
@@ -163,13 +220,17 @@ def project(
     suite = prepared.suite
     batch = suite.mode == "batch"
     previous, prev_run = _previous_outputs(store, prepared)
-    lines: dict[tuple[str, str], ProjectionLine] = {}
-    cache = CacheModel(prepared.catalog)
+    # Each cache assumption keeps its own lines and its own cache; the requests are rendered
+    # and counted once for both.
+    books: dict[str, tuple[Lines, CacheModel]] = {
+        "best": ({}, CacheModel(prepared.catalog)),
+        "worst": ({}, CacheModel(prepared.catalog, in_batch_reads=False)),
+    }
     warm = batch and suite.cache.mode != "off" and suite.cache.warm
     warmed: set[bytes] = set()
     counter = count_tokens or count_request
 
-    def add(step: str, model: str, usage: Usage, is_batch: bool) -> None:
+    def add(lines: Lines, step: str, model: str, usage: Usage, is_batch: bool) -> None:
         cf = counterfactuals(
             usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
         )
@@ -186,8 +247,13 @@ def project(
             if points and points[-1].key not in warmed:
                 warmed.add(points[-1].key)
                 wp = warm_body(params)
-                add("warm", req.model, cache.usage(wp, counter(wp), 1), False)
-        add(req.step, req.model, cache.usage(params, counter(params), output_tokens), batch)
+                wp_tokens = counter(wp)
+                for lines, cache in books.values():
+                    add(lines, "warm", req.model, cache.usage(wp, wp_tokens, 1), False)
+        input_total = counter(params)  # once: with --count-tokens api, a count is an API call
+        for lines, cache in books.values():
+            usage = cache.usage(params, input_total, output_tokens, batch_item=batch)
+            add(lines, req.step, req.model, usage, batch)
 
     model_graders = [g for g in prepared.graders if isinstance(g, ModelGrader)]
     generated: list[GeneratedCase] = []
@@ -211,14 +277,19 @@ def project(
     )
     token_source = "count_tokens API" if count_tokens else LOCAL_ESTIMATE_NOTE
     order = {"warm": 0, "generate": 1, "grade": 2}
+
+    def ordered(lines: Lines) -> list[ProjectionLine]:
+        return sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model))
+
     return Projection(
         suite.name,
         suite.mode,
         prepared.case_count,
-        sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model)),
+        ordered(books["best"][0]),
         token_source,
         output_source,
         len(warmed),
+        worst_lines=ordered(books["worst"][0]),
     )
 
 

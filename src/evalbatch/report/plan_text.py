@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..plan.projection import Projection
+from ..plan.projection import CACHE_ASSUMPTION_TEXT, Projection
 from .wording import usd
 
 LABELS = {
-    "plan": "this plan (mode, routing, cache as configured)",
+    "plan": "this plan (mode, routing, cache as configured; best-case cache)",
     "sync": "the same at sync rates",
     "no_cache": "without prompt caching",
     "no_routing": "without routing (every step on the strongest model)",
@@ -17,18 +17,23 @@ LABELS = {
 }
 
 
+WORST_LABEL = "this plan, worst-case cache (no reads inside a batch)"
+
+
 def print_plan(projection: Projection, per_month: int, console: Console) -> None:
     plan, naive = projection.total("plan"), projection.total("naive")
     console.print(
         f"[bold]plan {usd(plan)} — naive {usd(naive)} — saves "
         f"{(1 - plan / naive) * 100 if naive else 0:.0f}%[/bold]  "
-        f"({projection.cases} cases, mode {projection.mode})"
+        f"({projection.cases} cases, mode {projection.mode}; prompt cache: best case)"
     )
     table = Table(title="Projected cost per run", title_justify="left")
     for col in ("strategy", "per run", f"per month (x{per_month})", "vs naive"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
-    for name, label in LABELS.items():
-        cost = projection.total(name)
+    rows = [(label, projection.total(name)) for name, label in LABELS.items()]
+    if projection.cache_range_differs():
+        rows.insert(1, (WORST_LABEL, projection.total("plan", "worst")))
+    for label, cost in rows:
         table.add_row(
             label,
             usd(cost),
@@ -62,10 +67,44 @@ def print_plan(projection: Projection, per_month: int, console: Console) -> None
     console.print(lines)
     console.print(f"input tokens: {projection.token_source}")
     console.print(f"output tokens: {projection.output_source}")
+    print_cache_assumptions(projection, console)
+
+
+def print_cache_assumptions(projection: Projection, console: Console) -> None:
+    """Which cache assumption the figures use, and the range the other one gives."""
     if projection.warm_requests:
         console.print(f"cache warming: {projection.warm_requests} synchronous request(s) first")
-    elif any(x.cache_read_tokens for x in projection.lines):
+    if not any(x.cache_read_tokens for x in projection.lines):
+        return
+    best, worst = projection.total("plan"), projection.total("plan", "worst")
+    if projection.cache_range_differs():
+        above = (
+            " (more than without prompt caching)" if worst > projection.total("no_cache") else ""
+        )
         console.print(
-            "prompt cache: assumes each shared prefix is written once, then read; a cold batch "
-            "processed in parallel writes it more often (cache: {warm: true} makes it exact)"
+            f"prompt cache: the figures above assume the best case; the worst case costs "
+            f"{usd(worst)} per run, {usd(worst - best)} more{above}"
+        )
+    else:
+        console.print(
+            "prompt cache: best and worst case agree: every read is of an entry written before "
+            "its batch (a warm-up request) or outside any batch"
+        )
+    for name in ("best", "worst"):
+        console.print(f"  {CACHE_ASSUMPTION_TEXT[name]}")
+    if projection.mode != "batch":
+        console.print(
+            "  mode sync: requests in flight together cannot read each other's writes; the "
+            "extra writes that causes are not projected"
+        )
+    elif projection.warm_requests:
+        console.print(
+            "  warming removes the misses between items of one batch; that the real API then "
+            "reads every warmed entry is an assumption (the sandbox's), not documented"
+        )
+    else:
+        console.print(
+            "  the real Batches API reads what other items of the same batch wrote best-effort "
+            '(Anthropic: "typically 30%-98%" of hits): expect a cost between the two, or use '
+            "cache: {warm: true}"
         )
