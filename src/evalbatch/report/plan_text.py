@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..plan.projection import CACHE_ASSUMPTION_TEXT, Projection
-from .wording import usd
+from .wording import saved_share, usd
 
 LABELS = {
     "plan": "this plan (mode, routing, cache as configured; best-case cache)",
@@ -23,9 +24,14 @@ WORST_LABEL = "this plan, worst-case cache (no reads inside a batch)"
 def print_plan(projection: Projection, per_month: int, console: Console) -> None:
     plan, naive = projection.total("plan"), projection.total("naive")
     console.print(
-        f"[bold]plan {usd(plan)} — naive {usd(naive)} — saves "
-        f"{(1 - plan / naive) * 100 if naive else 0:.0f}%[/bold]  "
-        f"({projection.cases} cases, mode {projection.mode}; prompt cache: best case)"
+        Text.assemble(
+            (
+                f"plan {usd(plan)} — naive {usd(naive)} — saves "
+                f"{saved_share(plan, naive) * 100:.0f}%",
+                "bold",
+            ),
+            f"  ({projection.cases} cases, mode {projection.mode}; prompt cache: best case)",
+        )
     )
     table = Table(title="Projected cost per run", title_justify="left")
     for col in ("strategy", "per run", f"per month (x{per_month})", "vs naive"):
