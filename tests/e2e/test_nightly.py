@@ -409,3 +409,47 @@ def test_an_invalid_request_is_terminal_at_once_with_the_providers_message(
     )
     text = run_cli(["report", report["run"]["id"]], env).stdout
     assert "is not a known model" in text
+
+
+# -- a provider that cannot list its batches ----------------------------------------------------
+class TestNoListing:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(responder="echo", batch_latency=0.5, list_batches=False)
+
+    def _orphan(self, tmp_path, cli_env) -> str:
+        env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_create"}
+        killed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
+        assert killed.code != 0
+        return re.search(r"run (\S+): 12 cases", killed.stderr).group(1)
+
+    def test_an_orphaned_batch_is_named_and_can_be_attached(self, tmp_path, cli_env, sandbox):
+        run_id = self._orphan(tmp_path, cli_env)
+        stuck = run_cli(["collect", run_id, "--json"], cli_env)
+        assert stuck.code == 3
+        (item,) = json.loads(stuck.stdout)
+        assert item["status"] == "needs_attention"
+        assert "12 requests" in item["note"] and "--attach BATCH_ID" in item["note"]
+        # cancel cannot reach a batch it has no id for, and says so instead of "canceled"
+        canceled = run_cli(["cancel", run_id, "--json"], cli_env)
+        assert json.loads(canceled.stdout)["unconfirmed_batches"] == 1
+        assert "--attach BATCH_ID" in canceled.stderr
+        (batch_id,) = sandbox.batch_ids()
+        wrong = run_cli(["collect", run_id, "--attach", "msgbatch_nope"], cli_env)
+        assert wrong.code in (2, 3) and "Traceback" not in wrong.stderr
+        attached = run_cli(["collect", run_id, "--attach", batch_id, "--wait", "--json"], cli_env)
+        assert attached.code == 0, attached.stderr
+        assert json.loads(attached.stdout)[0]["status"] == "canceled"  # the cancel stands
+        assert sandbox.stats()["batches_created"] == 1  # adopted, never sent twice
+
+    def test_a_batch_that_never_reached_the_provider_can_be_resubmitted(
+        self, tmp_path, cli_env, sandbox
+    ):
+        env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_intent"}
+        killed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
+        run_id = re.search(r"run (\S+): 12 cases", killed.stderr).group(1)
+        assert run_cli(["collect", run_id], cli_env).code == 3  # cannot tell: needs a person
+        done = run_cli(["collect", run_id, "--resubmit", "--wait", "--json"], cli_env)
+        assert done.code == 0, done.stderr
+        assert json.loads(done.stdout)[0]["status"] == "done"
+        assert sandbox.stats()["batches_created"] == 2  # the generate batch, then grading

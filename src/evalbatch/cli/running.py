@@ -125,6 +125,20 @@ def collect(
         float | None,
         typer.Option("--budget", help="Set a new spend limit (USD) on these runs first."),
     ] = None,
+    attach: Annotated[
+        str | None,
+        typer.Option(
+            "--attach",
+            help="Adopt this provider batch id for the run's batch whose id was never stored.",
+        ),
+    ] = None,
+    resubmit: Annotated[
+        bool,
+        typer.Option(
+            "--resubmit",
+            help="The run's unconfirmed batches never reached the provider: send them again.",
+        ),
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,7 +149,14 @@ def collect(
     store = store_at(db)
     ids = [resolve_run(store, r) for r in run_ids or []] or store.runs.open_ids()
     results = collect_runs(
-        store, ids, open_provider, RichProgress(quiet=as_json), wait=wait, budget_usd=budget
+        store,
+        ids,
+        open_provider,
+        RichProgress(quiet=as_json),
+        wait=wait,
+        budget_usd=budget,
+        attach=attach,
+        resubmit=resubmit,
     )
     for item in results:
         if item.status == "skipped":
@@ -219,11 +240,26 @@ def cancel(
     runner = Runner(store, run_id, open_provider)
     try:
         new_status, canceled = runner.cancel()
+        unconfirmed = runner.unconfirmed_batches()
     finally:
         runner.close()
     if as_json:
-        print_json({"run_id": run_id, "status": new_status, "batches_canceled": canceled})
+        print_json(
+            {
+                "run_id": run_id,
+                "status": new_status,
+                "batches_canceled": canceled,
+                **({"unconfirmed_batches": unconfirmed} if unconfirmed else {}),
+            }
+        )
     else:
         out.print(f"{run_id}: {new_status} ({canceled} batch(es) canceled at the provider)")
         if new_status == "canceling":
             err.print(f"collect what they finished with: evalbatch collect {run_id}")
+    if unconfirmed:
+        err.print(
+            f"{unconfirmed} batch(es) of this run have no provider id (it was never stored) and "
+            f"may be running: find the id in the provider's console, then "
+            f"evalbatch collect {run_id} --attach BATCH_ID and cancel again",
+            style="yellow",
+        )

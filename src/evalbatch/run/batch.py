@@ -11,12 +11,13 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from ..catalog import Catalog
-from ..errors import ProviderError, RunNeedsAttention
+from ..errors import InputError, ProviderError, RunNeedsAttention
 from ..plan.requests import stored_body
 from ..providers.base import Provider
 from ..records import BatchInfo, Step, custom_id, parse_custom_id
@@ -120,9 +121,14 @@ class BatchPath:
             return
         known = self.store.batches.known_provider_ids()
         oldest = min(row.created_at for row in intents) - CLOCK_SLACK_S
-        candidates = [
-            b for b in self.provider.list_batches(created_after=oldest) if b.id not in known
-        ]
+        try:
+            candidates = [
+                b for b in self.provider.list_batches(created_after=oldest) if b.id not in known
+            ]
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            raise RunNeedsAttention(self._orphans(intents, exc)) from exc
         for intent in sorted(intents, key=lambda r: r.seq):
             match = self._match(intent, candidates)
             if match is not None:
@@ -130,6 +136,48 @@ class BatchPath:
                 self.store.batches.record_handle(intent.id, match)
             else:
                 self.store.batches.abandon(intent.id)
+
+    def _orphans(self, intents: list[BatchRecord], exc: ProviderError) -> str:
+        """What may be running at the provider unknown to us, and how to adopt or drop it."""
+        shown = "; ".join(
+            f"#{i.seq} ({i.step}, {i.request_count} requests, sent "
+            f"{datetime.fromtimestamp(i.created_at):%Y-%m-%d %H:%M:%S})"
+            for i in intents
+        )
+        return (
+            f"batch(es) {shown} may have been created at the provider, but listing its batches "
+            f"failed ({exc}). If the provider's console shows such a batch, adopt it: "
+            f"evalbatch collect {self.run_id} --attach BATCH_ID; if it shows none, send the "
+            f"requests again: evalbatch collect {self.run_id} --resubmit"
+        )
+
+    def attach(self, provider_batch_id: str) -> BatchRecord:
+        """Adopt a provider batch for one of the run's unconfirmed intents, after checking it
+        is the run's: same request count, created after the intent (allowing clock slack), and,
+        when it has results, custom_ids of the requests queued on that intent."""
+        intents = self.store.batches.intents(self.run_id)
+        if not intents:
+            raise InputError(f"run {self.run_id} has no batch waiting for its provider id")
+        if provider_batch_id in self.store.batches.known_provider_ids():
+            raise InputError(f"batch {provider_batch_id} is already part of a run")
+        info = self.provider.get_batch(provider_batch_id)
+        match = next((i for i in intents if self._match(i, [info]) is not None), None)
+        if match is None:
+            raise InputError(
+                f"batch {provider_batch_id} ({info.request_count} requests) is not one of run "
+                f"{self.run_id}'s unconfirmed batches: "
+                + ", ".join(f"#{i.seq} with {i.request_count} requests" for i in intents)
+            )
+        self.store.batches.record_handle(match.id, info)
+        return match
+
+    def resubmit_intents(self) -> int:
+        """A person checked that the unconfirmed intents never reached the provider: their
+        requests go back to pending and are sent again."""
+        intents = self.store.batches.intents(self.run_id)
+        for intent in intents:
+            self.store.batches.abandon(intent.id)
+        return len(intents)
 
     def _match(self, intent: BatchRecord, candidates: list[BatchInfo]) -> BatchInfo | None:
         for info in sorted(candidates, key=lambda b: b.created_at):

@@ -43,12 +43,30 @@ def collect_runs(
     *,
     wait: bool = False,
     budget_usd: float | None = None,
+    attach: str | None = None,
+    resubmit: bool = False,
 ) -> list[Collected]:
-    """Advance each run; with ``budget_usd``, set that spend limit on each first."""
+    """Advance each run; with ``budget_usd``, set that spend limit on each first. ``attach``
+    (a provider batch id) and ``resubmit`` settle one run's unconfirmed batches first."""
     if budget_usd is not None:
         for run_id in run_ids:
             store.runs.set_options(run_id, budget_usd=budget_usd)
+    if attach is not None or resubmit:
+        if len(run_ids) != 1:
+            raise InputError("--attach and --resubmit take exactly one run id")
+        _settle(store, run_ids[0], provider_factory, attach)
     return [_isolated(store, run_id, provider_factory, progress, wait) for run_id in run_ids]
+
+
+def _settle(store: Store, run_id: str, factory: ProviderFactory, attach: str | None) -> None:
+    runner = Runner(store, run_id, factory)
+    try:
+        if attach is not None:
+            runner.attach(attach)
+        else:
+            runner.resubmit_unconfirmed()
+    finally:
+        runner.close()
 
 
 def _isolated(

@@ -154,6 +154,8 @@ class Runner:
     def _wind_down(self) -> RunStatus:
         """A canceled run: collect what its batches finished, then it is canceled."""
         path = self._batch_path()
+        path.reconcile_intents()  # a batch whose handle was lost may be running: find it first
+        path.cancel()  # and one adopted since the cancel (collect --attach) is canceled now
         for step in (GENERATE, GRADE):
             path.poll(step)
         if path.open_batches():
@@ -169,10 +171,23 @@ class Runner:
         if self.mode == "batch":
             path = self._batch_path()
             canceled = path.cancel()
-            still_open = bool(path.open_batches())
+            # an intent without a handle may be running at the provider: not canceled yet
+            still_open = bool(path.open_batches() or self.store.batches.intents(self.run_id))
         status: RunStatus = "canceling" if still_open else "canceled"
         self.store.runs.set_status(self.run_id, status)
         return status, canceled
+
+    def unconfirmed_batches(self) -> int:
+        """Batches whose provider id was never stored (a crash, or listing failed)."""
+        return len(self.store.batches.intents(self.run_id))
+
+    def attach(self, provider_batch_id: str) -> None:
+        """Adopt a provider batch for one of the run's unconfirmed intents (checked)."""
+        self._batch_path().attach(provider_batch_id)
+
+    def resubmit_unconfirmed(self) -> int:
+        """Send again the requests of intents a person checked never reached the provider."""
+        return self._batch_path().resubmit_intents()
 
     def submitted_all(self) -> bool:
         """True when the current step has nothing left to submit (what `--detach` waits for)."""

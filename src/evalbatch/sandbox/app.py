@@ -314,6 +314,8 @@ class SandboxApp:
         _, _, failed = self._auth(request)
         if failed:
             return failed
+        if not self.state.config.list_batches:
+            return _error(404, "not_found_error", "listing batches is not available", request)
         try:
             limit = int(request.query_params.get("limit", 20))
         except ValueError:

@@ -70,6 +70,8 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0
     allow_remote: bool = False
+    # False: GET /v1/messages/batches answers 404, as some API gateways do (reconcile tests)
+    list_batches: bool = True
     clock: Callable[[], float] = time.time
 
     def check(self) -> None:

@@ -101,6 +101,10 @@ class SandboxServer:
             urllib.request.urlopen(request, timeout=10).close()
         return data
 
+    def batch_ids(self) -> list[str]:
+        """Ids of the Message Batches it holds, oldest first (what a provider's console shows)."""
+        return list(self.app.store.order)
+
     def __enter__(self) -> SandboxServer:
         return self.start()
 
