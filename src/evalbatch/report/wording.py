@@ -3,8 +3,11 @@ p-values, the cost headline, and the notes a comparison carries."""
 
 from __future__ import annotations
 
-from ..analysis.compare import Comparison
-from ..analysis.summary import RunSummary
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the viewer uses these words without loading scipy
+    from ..analysis.compare import Comparison
+    from ..analysis.summary import RunSummary
 
 MAX_CASES = 20  # regressed / failing cases listed before "N more"
 
