@@ -116,7 +116,9 @@ def build_view_store(root: Path) -> ViewStore:
             base = _run(store, write_suite(root / "v1", "{{ input }}"), fast.base_url)
             new = _run(store, write_suite(root / "v2", NEW_PROMPT), fast.base_url)
         with SandboxServer(SandboxConfig(responder=responder, batch_latency=3600.0)) as slow:
-            live = _run(store, write_suite(root / "v3", "{{ input }} v3"), slow.base_url, detach=True)
+            live = _run(
+                store, write_suite(root / "v3", "{{ input }} v3"), slow.base_url, detach=True
+            )
     finally:
         store.close()
     return ViewStore(url, base, new, live)
