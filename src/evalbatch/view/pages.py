@@ -27,8 +27,9 @@ HISTORY = 30  # runs of a suite in its charts
 
 @dataclass(frozen=True)
 class SuiteHistory:
-    """A suite's recent runs (oldest first) with its pass-rate and cost charts; a dot whose
-    run's manifest changed from the run before is marked."""
+    """A suite's recent runs (oldest first) with its pass-rate and cost charts over the finished
+    ones (a run in flight has no pass rate yet); a dot whose run's manifest changed from the run
+    before is marked."""
 
     suite: str
     runs: list[RunListing]
@@ -66,17 +67,19 @@ class RunPage:
 def history_charts(suite: str, runs: list[RunListing]) -> SuiteHistory:
     """Pass rate and cost over a suite's runs (oldest first), manifest changes marked."""
 
+    done = [r for r in runs if r.status == "done"]
+
     def chart(values: list[float], fmt: Any) -> dict[str, Any]:
-        drawn = line_chart([(r.id, v) for r, v in zip(runs, values, strict=True)], fmt=fmt)
-        for dot, run in zip(drawn["dots"], runs, strict=True):
-            dot.update(url=links.run_url(run.id), changed=run.manifest_changed, status=run.status)
+        drawn = line_chart([(r.id, v) for r, v in zip(done, values, strict=True)], fmt=fmt)
+        for dot, run in zip(drawn["dots"], done, strict=True):
+            dot.update(url=links.run_url(run.id), changed=run.manifest_changed)
         return drawn
 
     return SuiteHistory(
         suite=suite,
         runs=runs,
-        pass_chart=chart([r.pass_rate or 0.0 for r in runs], pct),
-        cost_chart=chart([r.cost_usd for r in runs], usd),
+        pass_chart=chart([r.pass_rate or 0.0 for r in done], pct),
+        cost_chart=chart([r.cost_usd for r in done], usd),
     )
 
 

@@ -49,11 +49,22 @@
     window.setTimeout(function () { getJSON(url, apply); }, POLL_MS);
   }
 
+  // Filters apply as soon as one changes; empty ones stay out of the URL, so it stays short
+  // enough to share.
   function filtersApplyOnChange() {
     var form = document.getElementById('filters');
     if (!form) { return; }
+    function dropEmpty() {
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && el.value === '') { el.disabled = true; }
+      });
+    }
+    form.addEventListener('submit', dropEmpty);
+    window.addEventListener('pageshow', function () {  // back from the next page
+      Array.prototype.forEach.call(form.elements, function (el) { el.disabled = false; });
+    });
     form.querySelectorAll('select').forEach(function (select) {
-      select.addEventListener('change', function () { form.submit(); });
+      select.addEventListener('change', function () { dropEmpty(); form.submit(); });
     });
   }
 
