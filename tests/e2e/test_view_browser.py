@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from evalbatch.view import ViewConfig, ViewServer
+from evalbatch.view.server import ViewConfig, ViewServer
 
 from ..view.fixtures import HOSTILE_OUTPUTS, ODD_IDS, ViewStore, build_view_store
 from .test_html_browser import browser  # noqa: F401  (the module-scoped Debian chromium)

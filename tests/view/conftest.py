@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from evalbatch.view import ViewConfig, ViewServer
+from evalbatch.view.server import ViewConfig, ViewServer
 
 from .fixtures import ViewStore, build_view_store
 

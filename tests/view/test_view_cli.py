@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from evalbatch.errors import ConfigError, NotFound
-from evalbatch.view import ViewConfig, ViewServer
+from evalbatch.view.server import ViewConfig, ViewServer
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ def view(
     ] = False,
 ) -> None:
     """Browse runs, cases and comparisons in a local read-only web app (loopback only)."""
-    from ..view import ViewConfig, serve
+    from ..view.server import ViewConfig, serve
 
     def ready(url: str) -> None:
         print(f"listening on {url}", file=sys.stderr, flush=True)

@@ -1,9 +1,7 @@
 """The web viewer (`evalbatch view`): a read-only starlette app over the store, server-rendered
-pages with a JSON mirror each, every asset served locally, loopback by default."""
+pages with a JSON mirror each, every asset served locally, loopback by default.
 
-from __future__ import annotations
-
-from .app import create_app
-from .server import ViewConfig, ViewServer, serve
-
-__all__ = ["ViewConfig", "ViewServer", "create_app", "serve"]
+`view.server` serves it (`ViewServer`, `ViewConfig`, `serve`), `view.app` builds the app,
+`view.pages` reads what each page shows; the package itself imports nothing, so `--help` stays
+fast and no submodule depends on the package.
+"""

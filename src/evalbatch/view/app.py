@@ -37,7 +37,7 @@ from ..store.records import RunState
 from . import links, pages
 from .cache import ViewCache
 from .params import DEFAULT_LIMIT, case_query, is_filtered, query_string
-from .render import render
+from .render import compile_templates, render
 
 STATIC = Path(__file__).parent / "static"
 CSP = (
@@ -236,6 +236,7 @@ def _error_handler(request: Request, exc: Exception) -> Response:
 def create_app(store: Store, allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS) -> Starlette:
     """The app over ``store``. ``allowed_hosts`` guards against DNS rebinding (a web page
     that resolves its own name to 127.0.0.1 to read the API); None allows any host."""
+    compile_templates()
     v = Views(store)
 
     def get(path: str, fn: Callable[[Request], Response]) -> Route:

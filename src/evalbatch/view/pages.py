@@ -7,6 +7,7 @@ routes in `app.py`; the suite charts (`history_charts`) and the case table are t
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ..analysis.compare import Comparison
 
 HISTORY = 30  # runs of a suite in its charts
+_READS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="view-read")
 
 
 @dataclass(frozen=True)

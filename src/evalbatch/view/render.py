@@ -78,5 +78,11 @@ _ENV.globals.update(
 )
 
 
+def compile_templates() -> None:
+    """Compile every template now, so the first visit of a page does not pay for it."""
+    for name in _ENV.list_templates(filter_func=lambda n: n.endswith(".j2")):
+        _ENV.get_template(name)
+
+
 def render(template: str, **context: Any) -> str:
     return _ENV.get_template(template).render(**context)
