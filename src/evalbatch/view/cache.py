@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TypeVar
 
 from ..analysis.summary import RunSummary, summarize
@@ -22,13 +23,18 @@ _KEPT_RUNS = 64
 T = TypeVar("T")
 
 
+Key = tuple[str, str, str, float]
+
+
 class ViewCache:
-    """Thread-safe; two requests may compute the same value at once (both get it right)."""
+    """Thread-safe. A value is computed once: a request that needs a summary being computed
+    (by the start-up warming or another request) waits for it instead of computing it again."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._runs: OrderedDict[tuple[str, str, str, float], object] = OrderedDict()
+        self._runs: OrderedDict[Key, object] = OrderedDict()
+        self._computing: dict[Key, Future[object]] = {}
         self._listing: tuple[StoreMark, list[RunListing]] | None = None
 
     def _kept(self, record: RunRecord, part: str, compute: Callable[[], T]) -> T:
@@ -39,11 +45,27 @@ class ViewCache:
             if key in self._runs:
                 self._runs.move_to_end(key)
                 return self._runs[key]  # type: ignore[return-value]
-        value = compute()
+            pending = self._computing.get(key)
+            if pending is None:
+                pending = self._computing[key] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()  # type: ignore[return-value]
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                del self._computing[key]
+            pending.set_exception(exc)
+            raise
         with self._lock:
             self._runs[key] = value
+            del self._computing[key]
             while len(self._runs) > _KEPT_RUNS:
                 self._runs.popitem(last=False)
+        pending.set_result(value)
         return value
 
     def summary(self, record: RunRecord) -> RunSummary:
