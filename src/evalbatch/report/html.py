@@ -4,13 +4,15 @@ so it works offline when mailed around. Every value is escaped by Jinja2's autoe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..analysis.compare import Comparison
 from ..analysis.summary import TOTAL_KEYS, RunReport
 from .wording import headline, numeric_lines, pct, usd
+
+if TYPE_CHECKING:  # annotations only: the viewer draws charts without loading scipy
+    from ..analysis.compare import Comparison
 
 _ENV = Environment(
     loader=PackageLoader("evalbatch", "report/templates"),

@@ -4,9 +4,11 @@ p-values, the cost headline, and the notes a comparison carries."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from ..analysis.compare import Comparison
-from ..analysis.summary import RunSummary
+if TYPE_CHECKING:  # annotations only: the viewer uses these words without loading scipy
+    from ..analysis.compare import Comparison
+    from ..analysis.summary import RunSummary
 
 MAX_CASES = 20  # regressed / failing cases listed before "N more"
 

@@ -17,7 +17,7 @@ from .config import SandboxConfig
 from .state import SandboxState
 
 
-def check_host(host: str, allow_remote: bool) -> None:
+def check_host(host: str, allow_remote: bool, service: str = "the sandbox") -> None:
     if allow_remote:
         return
     try:
@@ -26,7 +26,7 @@ def check_host(host: str, allow_remote: bool) -> None:
         loopback = False
     if not loopback:
         raise ConfigError(
-            f"refusing to bind {host}: the sandbox serves loopback only "
+            f"refusing to bind {host}: {service} serves loopback only "
             "(pass --allow-remote to bind another address)"
         )
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from .batches import Batches
+from .browse import Browse
 from .history import History
 from .leases import Leases
 from .migrations import apply_migrations, check_migrated
@@ -63,6 +64,7 @@ class Store:
         self.leases = Leases(engine)
         self.reports = Reports(engine)
         self.history = History(engine)
+        self.browse = Browse(engine)
 
     @property
     def dialect(self) -> str:

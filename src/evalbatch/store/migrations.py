@@ -34,7 +34,17 @@ def m002_lease_acquired_at(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE leases ADD COLUMN acquired_at FLOAT"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [m001_initial, m002_lease_acquired_at]
+def m003_view_indexes(conn: Connection) -> None:
+    """The viewer's lookups: a case by its id, and a case's requests (both steps, every epoch)."""
+    conn.execute(text("CREATE INDEX ix_cases_case_id ON cases (run_id, case_id)"))
+    conn.execute(text("CREATE INDEX ix_requests_case ON requests (run_id, case_idx)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    m001_initial,
+    m002_lease_acquired_at,
+    m003_view_indexes,
+]
 
 
 def apply_migrations(conn: Connection) -> list[str]:

@@ -51,6 +51,7 @@ cases = Table(
     Column("case_id", Text, nullable=False),
     Column("data", Text, nullable=False),
 )
+Index("ix_cases_case_id", cases.c.run_id, cases.c.case_id)  # m003
 
 steps = Table(
     "steps",
@@ -105,6 +106,7 @@ requests = Table(
 )
 Index("ix_requests_status", requests.c.run_id, requests.c.step, requests.c.status)
 Index("ix_requests_batch", requests.c.batch_id)
+Index("ix_requests_case", requests.c.run_id, requests.c.case_idx)  # m003
 
 batches = Table(
     "batches",
