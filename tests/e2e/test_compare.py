@@ -154,7 +154,7 @@ def test_json_markdown_and_junit_agree(store):
     assert "evalbatch compare: regressed" in md.stdout
     assert "25 regressed case(s)" in md.stdout
     assert "```diff" in md.stdout and "+Answer tersely." in md.stdout
-    assert "| c00 | contains |" in md.stdout
+    assert "| `c00` | `contains` |" in md.stdout  # case data sits in code spans
 
     junit = _compare(store, store.base, store.new, "--format", "junit")
     assert junit.code == 1

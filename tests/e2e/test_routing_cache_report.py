@@ -73,7 +73,7 @@ def test_report_breaks_cost_and_score_down_by_route_and_prefix(tmp_path, cli_env
     assert "By route" in text and "Prompt cache by shared prefix" in text
     assert "warning: generate.system" in text and "never hit the cache" in text
     md = run_cli(["report", report["run"]["id"], "--format", "markdown"], cli_env).stdout
-    assert "| generate | difficulty=hard | claude-opus-5-5 | 3 |" in md
+    assert "| generate | `difficulty=hard` | `claude-opus-5-5` | 3 |" in md
     assert "> warning: generate.system" in md
     out = tmp_path / "r.html"
     run_cli(["report", report["run"]["id"], "--format", "html", "-o", str(out)], cli_env)
