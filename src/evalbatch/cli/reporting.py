@@ -128,6 +128,9 @@ def _compare_pair(store: Store, base: str, new: str) -> tuple[str, str]:
 def runs(
     suite: Annotated[str | None, typer.Option("--suite", help="Only this suite.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 50,
+    ids: Annotated[
+        bool, typer.Option("--ids", help="Print only the run ids, one a line (for scripts).")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -141,6 +144,9 @@ def runs(
     items = store.history.list_runs(suite, limit)
     if as_json:
         print_json([asdict(i) for i in items])
+        return
+    if ids:
+        out.print("\n".join(i.id for i in items), end="\n" if items else "")
         return
     if not items:
         err.print(f"no runs{f' of suite {suite}' if suite else ''} in the store at {store.url}")
