@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..errors import ConfigError
 from .app import DbOpt, JsonOpt, app, print_json, provider_factory, resolve_run, store_at
-from .console import RichProgress, age, err, out
+from .console import age, err, out
+from .progress import RichProgress
 
 
 @app.command()

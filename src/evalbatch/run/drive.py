@@ -82,6 +82,7 @@ def drive(
             time.sleep(delay)
             delay = min(delay * 1.5, max_poll_s)
     finally:
+        runner.progress.done()
         store.leases.release(run_id, holder)
         runner.close()
 

@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..records import BatchInfo
+from ..store.records import IngestCounts
 
 
 class Progress(Protocol):
     def status(self, text: str) -> None: ...
     def batches(self, step: str, infos: Sequence[BatchInfo]) -> None: ...
     def start_sync(self, step: str, total: int) -> None: ...
-    def advance_sync(self, n: int) -> None: ...
+    def advance_sync(self, counts: IngestCounts) -> None: ...
     def end_sync(self) -> None: ...
+    def done(self) -> None: ...
 
 
 class NullProgress:
@@ -26,8 +28,11 @@ class NullProgress:
     def start_sync(self, step: str, total: int) -> None:
         pass
 
-    def advance_sync(self, n: int) -> None:
+    def advance_sync(self, counts: IngestCounts) -> None:
         pass
 
     def end_sync(self) -> None:
+        pass
+
+    def done(self) -> None:
         pass

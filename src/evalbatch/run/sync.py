@@ -22,6 +22,7 @@ from ..plan.requests import stored_body
 from ..providers.base import Provider
 from ..records import Outcome, Step, custom_id
 from ..store.db import Store
+from ..store.records import IngestCounts
 from .ingest import IngestContext, record_outcomes
 from .pacing import AdaptiveLimit, ModelPacer
 
@@ -51,7 +52,7 @@ class SyncPath:
     ingest: IngestContext
     ttl: str | None
     concurrency: int
-    on_done: Callable[[int], None] = lambda n: None
+    on_done: Callable[[IngestCounts], None] = lambda counts: None
     pacers: dict[str, ModelPacer] = field(default_factory=dict)
     last_success: float = field(default_factory=time.monotonic)
 
@@ -146,4 +147,4 @@ class SyncPath:
         batch = list(buffer)
         buffer.clear()
         counts = record_outcomes(self.store, self.ingest, batch)
-        self.on_done(counts.stored)
+        self.on_done(counts)
