@@ -123,3 +123,17 @@ def test_an_error_message_holding_markup_prints_as_written(tmp_path, cli_env):
     assert result.code == 2
     assert "[/red][bold]boom" in result.stderr
     assert os.linesep.join(result.stderr.splitlines()).count("Traceback") == 0
+
+
+def test_run_ids_print_whole_and_a_unique_prefix_finds_one(tmp_path, cli_env):
+    assert run_cli(["run", str(write_suite(tmp_path / "s"))], cli_env).code == 0
+    narrow = {**cli_env, "COLUMNS": "60"}
+    listed = run_cli(["runs"], narrow)
+    (run_id,) = run_cli(["runs", "--ids"], cli_env).stdout.split()
+    assert run_id in listed.stdout.replace("\n", "")  # never cut to "2026…", even at 60 columns
+    assert run_id in listed.stdout
+    short = run_id[:17]  # date, time and two hex digits
+    report = run_cli(["report", short, "--format", "json"], cli_env)
+    assert report.code == 0, report.stderr
+    assert json.loads(report.stdout)["run"]["id"] == run_id
+    assert run_cli(["report", "2099"], cli_env).code == 2
