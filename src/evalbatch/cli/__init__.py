@@ -6,17 +6,21 @@ Exit codes: 0 ok; 1 the eval failed its gate or regressed; 2 bad input, nothing 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 from rich.markup import escape
 
 from ..errors import EvalbatchError, ProviderError
-from . import browsing, reporting, running  # noqa: F401  (each registers its commands on the app)
 from .app import app, state
 from .console import err
 
 __all__ = ["app", "main"]
+
+# Each module registers its commands on the app; `--help` lists them in this order.
+for _module in ("running", "sweeping", "reporting", "browsing"):
+    importlib.import_module(f"{__name__}.{_module}")
 
 
 def _register_sandbox() -> None:

@@ -13,7 +13,7 @@ import orjson
 import typer
 
 from .. import __version__
-from ..errors import InputError, NotFound
+from ..errors import ConfigError, InputError, NotFound
 from .console import err, out
 
 if TYPE_CHECKING:  # imported when a command runs, so `--help` stays fast
@@ -34,6 +34,45 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (data only).")]
+# The options `run` and `sweep` share.
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="batch | sync (overrides the suite).")]
+DetachOpt = Annotated[
+    bool,
+    typer.Option("--detach", help="Submit, print the id, exit; `evalbatch collect` picks up."),
+]
+SetsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a suite key: key=value (dotted keys)."),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option("--budget", help="Refuse to submit above this projected cost (USD)."),
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option("--sandbox", help="Run against an in-process loopback sandbox (no key, no cost)."),
+]
+ResponderOpt = Annotated[
+    str,
+    typer.Option(
+        "--responder", help="With --sandbox: echo | script:FILE | python:module:fn | quality:FILE."
+    ),
+]
+BatchLatencyOpt = Annotated[
+    float, typer.Option("--batch-latency", help="With --sandbox: seconds a batch takes.")
+]
+
+
+def check_mode(mode: str | None, detach: bool, sandbox: bool) -> None:
+    if mode not in (None, "batch", "sync"):
+        raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
+    if detach and sandbox:
+        raise ConfigError(
+            "--detach with --sandbox: the in-process sandbox stops when the command "
+            "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
+        )
+
+
 state: dict[str, Any] = {"debug": False}
 
 
@@ -86,6 +125,23 @@ def resolve_run(
     if matches:
         raise InputError(f"run id {run_id!r} is ambiguous: {', '.join(matches)}, ...")
     raise NotFound(f"no run {run_id!r} in the store {store.url} (see `evalbatch runs`)")
+
+
+def resolve_unit(store: Store, unit: str) -> str:
+    """A run id as `resolve_run` reads it, or a sweep id (whole, or a unique prefix)."""
+    if unit.startswith("sweep-") or unit == "sweep":
+        if unit == "sweep":
+            newest = store.sweeps.newest_id()
+            if newest is None:
+                raise NotFound("no sweeps in the store yet")
+            return newest
+        matches = store.sweeps.ids_starting(unit)
+        if unit in matches or len(matches) == 1:
+            return unit if unit in matches else matches[0]
+        if matches:
+            raise InputError(f"sweep id {unit!r} is ambiguous: {', '.join(matches)}, ...")
+        raise NotFound(f"no sweep {unit!r} in the store {store.url}")
+    return resolve_run(store, unit)
 
 
 def emit(text: str, output: Path | None) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
-from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, store_at
+from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, resolve_unit, store_at
 
 if TYPE_CHECKING:
     from ..store.db import Store
@@ -54,19 +54,27 @@ def plan(
 
 @app.command()
 def report(
-    run_id: Annotated[str, typer.Argument(help="A run id, or `latest`.")],
+    run_id: Annotated[str, typer.Argument(help="A run or sweep id, or `latest`.")],
     fmt: Annotated[
         str, typer.Option("--format", help="text | json | markdown | junit | html")
     ] = "text",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Report a stored run: scoreboard, cost by step and model, errors."""
+    """Report a stored run (scoreboard, cost by step and model, errors) or a sweep (the variants,
+    the Pareto front, the recommendation)."""
     from ..analysis.summary import run_report
     from ..report.render import render_report
 
     store = store_at(db)
-    emit(render_report(run_report(store, resolve_run(store, run_id)), fmt), output)
+    unit = resolve_unit(store, run_id)
+    if unit.startswith("sweep-"):
+        from ..analysis.sweep import sweep_table
+        from ..report.sweep import render_sweep
+
+        emit(render_sweep(sweep_table(store, unit), fmt), output)
+        return
+    emit(render_report(run_report(store, unit), fmt), output)
 
 
 @app.command()

@@ -8,8 +8,23 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError
-from .app import DbOpt, JsonOpt, app, print_json, provider_factory, resolve_run, store_at
+from .app import (
+    BatchLatencyOpt,
+    BudgetOpt,
+    DbOpt,
+    DetachOpt,
+    JsonOpt,
+    ModeOpt,
+    ResponderOpt,
+    SandboxOpt,
+    SetsOpt,
+    app,
+    check_mode,
+    print_json,
+    provider_factory,
+    resolve_unit,
+    store_at,
+)
 from .console import age, err, out
 from .progress import RichProgress
 
@@ -17,39 +32,16 @@ from .progress import RichProgress
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="The suite file (YAML).")],
-    mode: Annotated[
-        str | None, typer.Option("--mode", help="batch | sync (overrides the suite).")
-    ] = None,
-    detach: Annotated[
-        bool,
-        typer.Option(
-            "--detach", help="Submit, print the run id, exit; `evalbatch collect` picks up."
-        ),
-    ] = False,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a suite key: key=value (dotted keys)."),
-    ] = None,
-    budget: Annotated[
-        float | None,
-        typer.Option("--budget", help="Refuse to submit above this projected cost (USD)."),
-    ] = None,
+    mode: ModeOpt = None,
+    detach: DetachOpt = False,
+    sets: SetsOpt = None,
+    budget: BudgetOpt = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="Sync-path concurrency.")
     ] = None,
-    sandbox: Annotated[
-        bool,
-        typer.Option(
-            "--sandbox", help="Run against an in-process loopback sandbox (no key, no cost)."
-        ),
-    ] = False,
-    responder: Annotated[
-        str,
-        typer.Option("--responder", help="With --sandbox: echo | script:FILE | python:module:fn."),
-    ] = "echo",
-    batch_latency: Annotated[
-        float, typer.Option("--batch-latency", help="With --sandbox: seconds a batch takes.")
-    ] = 0.2,
+    sandbox: SandboxOpt = False,
+    responder: ResponderOpt = "echo",
+    batch_latency: BatchLatencyOpt = 0.2,
     baseline: Annotated[
         str | None,
         typer.Option(
@@ -68,13 +60,7 @@ def run(
     from ..run.create import create_run
     from ..run.engine import Runner
 
-    if mode not in (None, "batch", "sync"):
-        raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
-    if detach and sandbox:
-        raise ConfigError(
-            "--detach with --sandbox: the in-process sandbox stops when `run` "
-            "exits; start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
-        )
+    check_mode(mode, detach, sandbox)
     prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
     for warning in (w for g in prepared.graders for w in g.warnings()):
         err.print(f"warning: {warning}", style="bold yellow")
@@ -145,10 +131,10 @@ def collect(
 ) -> None:
     """Advance pending runs once (poll, collect, submit grading, score). Safe from cron."""
     from ..providers import open_provider
-    from ..run.collect import collect_runs
+    from ..run.collect import collect_runs, open_units
 
     store = store_at(db)
-    ids = [resolve_run(store, r) for r in run_ids or []] or store.runs.open_ids()
+    ids = [resolve_unit(store, r) for r in run_ids or []] or open_units(store)
     results = collect_runs(
         store,
         ids,
@@ -184,7 +170,9 @@ def collect(
 
 @app.command()
 def status(
-    run_id: Annotated[str | None, typer.Argument(help="A run (default: every open run).")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help="A run or sweep (default: every open run).")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -192,7 +180,13 @@ def status(
     from dataclasses import asdict
 
     store = store_at(db)
-    ids = [resolve_run(store, run_id)] if run_id else store.runs.open_ids()
+    unit = resolve_unit(store, run_id) if run_id else None
+    if unit is None:
+        ids = store.runs.open_ids()
+    elif unit.startswith("sweep-"):
+        ids = store.sweeps.run_ids(unit)  # a sweep's batches are listed under its first run
+    else:
+        ids = [unit]
     states = [store.history.run_state(i) for i in ids]
     if as_json:
         print_json([asdict(s) for s in states])
@@ -235,10 +229,15 @@ def cancel(
     """Cancel a run's provider batches and mark it canceled."""
     from ..providers import open_provider
     from ..run.engine import Runner
+    from ..run.sweep import SweepRunner
 
     store = store_at(db)
-    run_id = resolve_run(store, run_id)
-    runner = Runner(store, run_id, open_provider)
+    run_id = resolve_unit(store, run_id)
+    runner: Runner | SweepRunner = (
+        SweepRunner(store, run_id, open_provider)
+        if run_id.startswith("sweep-")
+        else Runner(store, run_id, open_provider)
+    )
     try:
         new_status, canceled = runner.cancel()
         unconfirmed = runner.unconfirmed_batches()

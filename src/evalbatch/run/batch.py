@@ -20,11 +20,12 @@ from ..catalog import Catalog
 from ..errors import InputError, ProviderError, RunNeedsAttention
 from ..plan.requests import stored_body
 from ..providers.base import Provider
-from ..records import BatchInfo, Step, custom_id, parse_custom_id
+from ..records import BatchInfo, Step, custom_id
 from ..store.db import Store
 from ..store.records import BatchRecord
 from . import failpoints
-from .ingest import IngestContext, record_outcomes
+from .ingest import record_outcomes
+from .scope import BatchScope
 
 # A batch the provider has not answered for about at least this long (and at least 3 polls in a
 # row) puts the run in needs_attention instead of polling forever.
@@ -54,13 +55,17 @@ class BatchLimits:
 class BatchPath:
     store: Store
     provider: Provider
-    ingest: IngestContext
-    ttl: str | None
+    scope: BatchScope
     limits: BatchLimits
 
     @property
     def run_id(self) -> str:
-        return self.ingest.run_id
+        """The run batch rows carry (a sweep's first variant)."""
+        return self.scope.lead
+
+    @property
+    def catalog(self) -> Catalog:
+        return next(iter(self.scope.runs.values())).ingest.catalog
 
     # -- submit ---------------------------------------------------------------------------
     def submit_pending(self, step: Step) -> int:
@@ -74,14 +79,20 @@ class BatchPath:
     def _pending_chunks(self, step: Step) -> Iterator[list[Item]]:
         """Pending requests as chunks within the provider's limits, shared prefixes together.
         Only the ids are held; rows are read a page at a time, so memory stays flat."""
-        prefixes = self.store.requests.prefixes(self.run_id)
-        ids = self.store.requests.pending_ids(self.run_id, step, self.ingest.retries)
+        prefixes = {run_id: self.store.requests.prefixes(run_id) for run_id in self.scope.runs}
+        if self.scope.sweep_id is None:
+            ids = self.store.requests.pending_ids(
+                self.run_id, step, self.scope.runs[self.run_id].ingest.retries
+            )
+        else:
+            ids = self.store.requests.pending_ids_of(self.scope.max_attempts(), step)
         chunk: list[Item] = []
         size = 0
         envelope = len(b'{"requests":[]}')
         for req in self.store.requests.by_ids(ids):
-            body = stored_body(req, prefixes, self.ttl, self.ingest.catalog)
-            cid = custom_id(self.run_id, step, req.idx)
+            io = self.scope.runs[req.run_id]
+            body = stored_body(req, prefixes[req.run_id], io.ttl, io.ingest.catalog)
+            cid = custom_id(req.run_id, step, req.idx)
             item_bytes = len(orjson.dumps({"custom_id": cid, "params": body})) + 1
             if item_bytes + envelope > self.limits.max_bytes:
                 raise ProviderError(
@@ -106,6 +117,7 @@ class BatchPath:
             self.provider.name,
             [rid for rid, *_ in chunk],
             sum(b for *_, b in chunk),
+            self.scope.sweep_id,
         )
         failpoints.hit("submit.after_intent", step)
         info = self.provider.submit_batch([(cid, body) for _, cid, body, _ in chunk])
@@ -116,7 +128,7 @@ class BatchPath:
     # -- reconcile ------------------------------------------------------------------------
     def reconcile_intents(self) -> None:
         """Adopt the provider batch each unconfirmed intent created, or resubmit it."""
-        intents = self.store.batches.intents(self.run_id)
+        intents = self.store.batches.intents(self.run_id, self.scope.sweep_id)
         if not intents:
             return
         known = self.store.batches.known_provider_ids()
@@ -147,17 +159,17 @@ class BatchPath:
         return (
             f"batch(es) {shown} may have been created at the provider, but listing its batches "
             f"failed ({exc}). If the provider's console shows such a batch, adopt it: "
-            f"evalbatch collect {self.run_id} --attach BATCH_ID; if it shows none, send the "
-            f"requests again: evalbatch collect {self.run_id} --resubmit"
+            f"evalbatch collect {self.scope.label} --attach BATCH_ID; if it shows none, send the "
+            f"requests again: evalbatch collect {self.scope.label} --resubmit"
         )
 
     def attach(self, provider_batch_id: str) -> BatchRecord:
         """Adopt a provider batch for one of the run's unconfirmed intents, after checking it
         is the run's: same request count, created after the intent (allowing clock slack), and,
         when it has results, custom_ids of the requests queued on that intent."""
-        intents = self.store.batches.intents(self.run_id)
+        intents = self.store.batches.intents(self.run_id, self.scope.sweep_id)
         if not intents:
-            raise InputError(f"run {self.run_id} has no batch waiting for its provider id")
+            raise InputError(f"run {self.scope.label} has no batch waiting for its provider id")
         if provider_batch_id in self.store.batches.known_provider_ids():
             raise InputError(f"batch {provider_batch_id} is already part of a run")
         info = self.provider.get_batch(provider_batch_id)
@@ -165,7 +177,7 @@ class BatchPath:
         if match is None:
             raise InputError(
                 f"batch {provider_batch_id} ({info.request_count} requests) is not one of run "
-                f"{self.run_id}'s unconfirmed batches: "
+                f"{self.scope.label}'s unconfirmed batches: "
                 + ", ".join(f"#{i.seq} with {i.request_count} requests" for i in intents)
             )
         self.store.batches.record_handle(match.id, info)
@@ -174,7 +186,7 @@ class BatchPath:
     def resubmit_intents(self) -> int:
         """A person checked that the unconfirmed intents never reached the provider: their
         requests go back to pending and are sent again."""
-        intents = self.store.batches.intents(self.run_id)
+        intents = self.store.batches.intents(self.run_id, self.scope.sweep_id)
         for intent in intents:
             self.store.batches.abandon(intent.id)
         return len(intents)
@@ -193,16 +205,17 @@ class BatchPath:
         return None
 
     def _is_ours(self, cid: str, batch_id: int) -> bool:
-        """The custom_id names a request of this run that was queued on this intent."""
-        parsed = parse_custom_id(cid)
-        if parsed is None or parsed[0] != self.run_id:
+        """The custom_id names a request of this scope's runs that was queued on this intent."""
+        parsed = self.scope.owns(cid)
+        if parsed is None:
             return False
-        return self.store.requests.batch_of(self.run_id, parsed[1], parsed[2]) == batch_id
+        run_id, step, idx = parsed
+        return self.store.requests.batch_of(run_id, step, idx) == batch_id  # type: ignore[arg-type]
 
     # -- poll and collect ------------------------------------------------------------------
     def open_batches(self, step: Step | None = None) -> list[BatchRecord]:
         """Batches that may still deliver results: of ``step``, or of every step."""
-        return self.store.batches.open(self.run_id, step)
+        return self.store.batches.open(self.run_id, step, self.scope.sweep_id)
 
     def poll(self, step: Step) -> list[BatchInfo]:
         """Poll every open batch of ``step`` once and collect the ones that ended."""
@@ -243,14 +256,17 @@ class BatchPath:
 
     def collect(self, batch_id: int, provider_batch_id: str) -> None:
         """Stream an ended batch's results into the store; safe to repeat after a cut."""
+        contexts = {run_id: io.ingest for run_id, io in self.scope.runs.items()}
         record_outcomes(
-            self.store, self.ingest, self.provider.iter_results(provider_batch_id), batch_id
+            self.store, contexts, self.provider.iter_results(provider_batch_id), batch_id
         )
         self.store.batches.finish_collect(batch_id)
 
     def cancel(self) -> int:
         canceled = 0
-        for row in self.store.batches.of_run(self.run_id, ("in_progress",)):
+        for row in self.store.batches.of_run(
+            self.run_id, ("in_progress",), None, self.scope.sweep_id
+        ):
             assert row.provider_batch_id is not None
             try:
                 info = self.provider.cancel_batch(row.provider_batch_id)

@@ -22,6 +22,7 @@ from ..store.db import Store
 from .drive import drive
 from .engine import ProviderFactory, Runner
 from .progress import Progress
+from .sweep import SweepRunner
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,16 @@ def collect_runs(
     attach: str | None = None,
     resubmit: bool = False,
 ) -> list[Collected]:
-    """Advance each run; with ``budget_usd``, set that spend limit on each first. ``attach``
-    (a provider batch id) and ``resubmit`` settle one run's unconfirmed batches first."""
+    """Advance each run (a sweep's runs advance as their sweep); with ``budget_usd``, set that
+    spend limit on each first. ``attach`` (a provider batch id) and ``resubmit`` settle one
+    run's unconfirmed batches first."""
+    run_ids = units(store, run_ids)
     if budget_usd is not None:
         for run_id in run_ids:
-            store.runs.set_options(run_id, budget_usd=budget_usd)
+            if is_sweep(run_id):
+                store.sweeps.set_spec(run_id, budget_usd=budget_usd)
+            else:
+                store.runs.set_options(run_id, budget_usd=budget_usd)
     if attach is not None or resubmit:
         if len(run_ids) != 1:
             raise InputError("--attach and --resubmit take exactly one run id")
@@ -58,8 +64,35 @@ def collect_runs(
     return [_isolated(store, run_id, provider_factory, progress, wait) for run_id in run_ids]
 
 
+def is_sweep(unit: str) -> bool:
+    return unit.startswith("sweep-")
+
+
+def units(store: Store, ids: Sequence[str]) -> list[str]:
+    """What to advance: a run, or the sweep a run belongs to (once), in order."""
+    seen: list[str] = []
+    for unit in ids:
+        owner = unit if is_sweep(unit) else (store.sweeps.of_run(unit) or unit)
+        if owner not in seen:
+            seen.append(owner)
+    return seen
+
+
+def open_units(store: Store) -> list[str]:
+    """Every open run and sweep (runs of a sweep as their sweep)."""
+    return units(store, [*store.sweeps.open_ids(), *store.runs.open_ids()])
+
+
+def _runner(
+    store: Store, unit: str, factory: ProviderFactory, progress: Progress | None = None
+) -> Runner | SweepRunner:
+    if is_sweep(unit):
+        return SweepRunner(store, unit, factory, progress)
+    return Runner(store, unit, factory, progress)
+
+
 def _settle(store: Store, run_id: str, factory: ProviderFactory, attach: str | None) -> None:
-    runner = Runner(store, run_id, factory)
+    runner = _runner(store, run_id, factory)
     try:
         if attach is not None:
             runner.attach(attach)
@@ -90,14 +123,17 @@ def _isolated(
             )
         )
         note = f"{what}; the run is kept"
-        store.runs.set_status(run_id, "needs_attention", note)
+        if is_sweep(run_id):
+            store.sweeps.set_status(run_id, "needs_attention", note)
+        else:
+            store.runs.set_status(run_id, "needs_attention", note)
         return Collected(run_id, "needs_attention", note)
 
 
 def _collect_one(
     store: Store, run_id: str, factory: ProviderFactory, progress: Progress, wait: bool
 ) -> Collected:
-    runner = Runner(store, run_id, factory, progress)
+    runner = _runner(store, run_id, factory, progress)
     try:
         status = drive(
             runner,

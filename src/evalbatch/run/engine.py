@@ -29,6 +29,7 @@ from .budget import Budget
 from .drive import Until, drive
 from .ingest import IngestContext
 from .progress import NullProgress, Progress
+from .scope import BatchScope
 from .scoring import score_run
 from .sync import SyncPath
 from .warming import plan_warm, run_warm
@@ -119,11 +120,12 @@ class Runner:
         )
 
     # -- the state machine ----------------------------------------------------------------
-    def advance(self, *, resume: bool = False) -> RunStatus:
+    def advance(self, *, resume: bool = False, io: bool = True) -> RunStatus:
         """Do the next things that can be done now; returns the run's status after.
 
         With ``resume``, a run in needs_attention goes back to its active step and tries again
-        (what `collect` does after a person fixed the cause)."""
+        (what `collect` does after a person fixed the cause). Without ``io`` the run only moves
+        on from what the store holds (a sweep talks to the provider for all its runs at once)."""
         status = self.status()
         if resume and status == "needs_attention":
             status = self.store.runs.active_step(self.run_id)
@@ -132,10 +134,10 @@ class Runner:
         try:
             if status == "canceling":
                 return self._wind_down()
-            if status == GENERATE and self._advance_step(GENERATE):
+            if status == GENERATE and self._advance_step(GENERATE, io):
                 status = self._finish_generate()
                 failpoints.hit("grade.after_plan")
-            if status == GRADE and self._advance_step(GRADE):
+            if status == GRADE and self._advance_step(GRADE, io):
                 status = "score"
                 self.store.runs.set_status(self.run_id, status)
             if status == "score":
@@ -204,14 +206,14 @@ class Runner:
     def spent(self) -> float:
         return self.store.results.spent(self.run_id)
 
-    def _advance_step(self, step: Step) -> bool:
+    def _advance_step(self, step: Step, io: bool = True) -> bool:
         """Advance one step; True when every request of it has its result."""
-        if self.mode == "sync":
+        if io and self.mode == "sync":
             self._advance_sync(step)
-        else:
+        elif io:
             self._advance_batches(step)
         if self._count(step, ("pending", "queued")) == 0:
-            return self.mode == "sync" or not self._batch_path().open_batches(step)
+            return self.mode == "sync" or not io or not self._batch_path().open_batches(step)
         self._stop_if_exhausted(step)
         return False
 
@@ -282,8 +284,7 @@ class Runner:
         return BatchPath(
             self.store,
             self.provider,
-            self.ingest,
-            self.ttl,
+            BatchScope.single(self.ingest, self.ttl),
             BatchLimits.from_catalog(self.catalog),
         )
 

@@ -9,13 +9,13 @@ and a crash halfway loses nothing that was committed (collecting again skips wha
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 
 from ..catalog import Catalog
 from ..catalog.pricing import counterfactuals
-from ..records import Mode, Outcome
+from ..records import Mode, Outcome, parse_custom_id
 from ..store.db import Store
 from ..store.records import Disposition, IngestCounts, NewResult, StoredRequest
 from . import failpoints
@@ -95,17 +95,30 @@ def _chunks(items: Iterable[Outcome]) -> Iterator[list[Outcome]]:
 
 def record_outcomes(
     store: Store,
-    ctx: IngestContext,
+    ctx: IngestContext | Mapping[str, IngestContext],
     outcomes: Iterable[Outcome],
     batch_id: int | None = None,
 ) -> IngestCounts:
-    """Store outcomes chunk by chunk (of a batch's results when ``batch_id`` is given)."""
+    """Store outcomes chunk by chunk (of a batch's results when ``batch_id`` is given). With
+    several contexts (a sweep's batch), each outcome goes to the run its custom_id names."""
+    contexts = {ctx.run_id: ctx} if isinstance(ctx, IngestContext) else dict(ctx)
     counts = IngestCounts()
-
-    def judge(request: StoredRequest, outcome: Outcome) -> Disposition:
-        return decide(ctx, request, outcome)
-
     for chunk in _chunks(outcomes):
-        store.results.record_chunk(ctx.run_id, chunk, batch_id, judge, counts)
+        by_run: dict[str, list[Outcome]] = {}
+        for outcome in chunk:
+            parsed = parse_custom_id(outcome.custom_id)
+            if parsed is None or parsed[0] not in contexts:
+                counts.skipped += 1
+                continue
+            by_run.setdefault(parsed[0], []).append(outcome)
+        for run_id, outcomes_of_run in by_run.items():
+            run_ctx = contexts[run_id]
+
+            def judge(
+                request: StoredRequest, outcome: Outcome, run_ctx: IngestContext = run_ctx
+            ) -> Disposition:
+                return decide(run_ctx, request, outcome)
+
+            store.results.record_chunk(run_id, outcomes_of_run, batch_id, judge, counts)
         failpoints.hit("collect.mid_stream")
     return counts

@@ -46,10 +46,17 @@ class Batches:
 
     # -- the journal --------------------------------------------------------------------------
     def record_intent(
-        self, run_id: str, step: Step, provider: str, request_ids: Sequence[int], size: int
+        self,
+        run_id: str,
+        step: Step,
+        provider: str,
+        request_ids: Sequence[int],
+        size: int,
+        sweep_id: str | None = None,
     ) -> int:
         """Before the provider call: the batch row (status intent) and its requests queued on
-        it, in one transaction. Returns the batch row id."""
+        it, in one transaction. Returns the batch row id. A sweep's batch carries its first
+        run's id and the sweep's id, and may hold requests of every run of the sweep."""
         b = schema.batches.c
         with self.engine.begin() as conn:
             seq = int(conn.execute(select(func.max(b.seq)).where(b.run_id == run_id)).scalar() or 0)
@@ -65,6 +72,7 @@ class Batches:
                         bytes=size,
                         created_at=time.time(),
                         poll_failures=0,
+                        sweep_id=sweep_id,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
@@ -143,10 +151,18 @@ class Batches:
 
     # -- reads --------------------------------------------------------------------------------
     def of_run(
-        self, run_id: str, statuses: Iterable[BatchStatus], step: Step | None = None
+        self,
+        run_id: str,
+        statuses: Iterable[BatchStatus],
+        step: Step | None = None,
+        sweep_id: str | None = None,
     ) -> list[BatchRecord]:
+        """A run's own batches, or (with ``sweep_id``) the sweep's shared ones."""
         b = schema.batches.c
-        where = and_(b.run_id == run_id, b.status.in_(tuple(statuses)))
+        owner = (
+            b.sweep_id == sweep_id if sweep_id else and_(b.run_id == run_id, b.sweep_id.is_(None))
+        )
+        where = and_(owner, b.status.in_(tuple(statuses)))
         if step is not None:
             where = and_(where, b.step == step)
         with self.engine.connect() as conn:
@@ -155,12 +171,14 @@ class Batches:
                 for row in conn.execute(select(schema.batches).where(where).order_by(b.seq))
             ]
 
-    def open(self, run_id: str, step: Step | None = None) -> list[BatchRecord]:
+    def open(
+        self, run_id: str, step: Step | None = None, sweep_id: str | None = None
+    ) -> list[BatchRecord]:
         """Batches that may still deliver results: of ``step``, or of every step."""
-        return self.of_run(run_id, OPEN_BATCH, step)
+        return self.of_run(run_id, OPEN_BATCH, step, sweep_id)
 
-    def intents(self, run_id: str) -> list[BatchRecord]:
-        return self.of_run(run_id, ("intent",))
+    def intents(self, run_id: str, sweep_id: str | None = None) -> list[BatchRecord]:
+        return self.of_run(run_id, ("intent",), sweep_id=sweep_id)
 
     def known_provider_ids(self) -> set[str]:
         """Every provider batch id any run of this store has adopted."""

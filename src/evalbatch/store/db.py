@@ -27,6 +27,7 @@ from .requests import Requests
 from .results import Results
 from .runs import Runs
 from .scores import Scores
+from .sweeps import Sweeps
 
 
 def evalbatch_home() -> Path:
@@ -64,6 +65,7 @@ class Store:
         self.leases = Leases(engine)
         self.reports = Reports(engine)
         self.history = History(engine)
+        self.sweeps = Sweeps(engine)
         self.browse = Browse(engine)
 
     @property

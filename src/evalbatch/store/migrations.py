@@ -40,10 +40,35 @@ def m003_view_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_requests_case ON requests (run_id, case_idx)"))
 
 
+def m004_sweeps(conn: Connection) -> None:
+    """Sweeps: variants of a suite run as linked runs whose batches are submitted together."""
+    conn.execute(
+        text(
+            "CREATE TABLE sweeps ("
+            "id VARCHAR(48) PRIMARY KEY, "
+            "suite_name VARCHAR(200) NOT NULL, "
+            "suite_path TEXT NOT NULL, "
+            "created_at FLOAT NOT NULL, "
+            "updated_at FLOAT NOT NULL, "
+            "finished_at FLOAT, "
+            "status VARCHAR(32) NOT NULL, "
+            "mode VARCHAR(8) NOT NULL, "
+            "spec TEXT NOT NULL, "
+            "error TEXT)"
+        )
+    )
+    conn.execute(text("ALTER TABLE runs ADD COLUMN sweep_id VARCHAR(48)"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN variant VARCHAR(200)"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN sweep_id VARCHAR(48)"))
+    conn.execute(text("CREATE INDEX ix_runs_sweep ON runs (sweep_id)"))
+    conn.execute(text("CREATE INDEX ix_batches_sweep ON batches (sweep_id, status)"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_lease_acquired_at,
     m003_view_indexes,
+    m004_sweeps,
 ]
 
 

@@ -30,6 +30,8 @@ class RunRecord:
     finished_at: float | None
     error: str | None
     case_count: int
+    sweep_id: str | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,24 @@ class NewRun:
     suite_json: str
     options: dict[str, Any]
     case_count: int
+    sweep_id: str | None = None
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A sweep: variants of one suite, each a run, submitted together."""
+
+    id: str
+    suite_name: str
+    suite_path: str
+    status: RunStatus
+    mode: Mode
+    spec: dict[str, Any]  # axes, variants (name, settings, run id), reference, margin, options
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    error: str | None
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@ run), counting and paging them by status, and claiming a page for the sync path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ..records import PlannedRequest, Prefix, RequestStatus, Step
@@ -166,6 +166,23 @@ class Requests:
                         )
                     )
                     .order_by(r.prefix_id, r.model, r.idx)
+                ).scalars()
+            )
+
+    def pending_ids_of(self, max_attempts: Mapping[str, int], step: Step) -> list[int]:
+        """Pending requests with tries left of several runs (a sweep's submission), ordered so
+        requests sharing a prefix (by content, across runs) and a model sit together."""
+        r, p = schema.requests.c, schema.prefixes.c
+        tries_left = or_(
+            *(and_(r.run_id == run_id, r.attempts <= n) for run_id, n in max_attempts.items())
+        )
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(r.id)
+                    .select_from(schema.requests.outerjoin(schema.prefixes, p.id == r.prefix_id))
+                    .where(and_(r.step == step, r.status == "pending", tries_left))
+                    .order_by(p.sha256, r.model, r.run_id, r.idx)
                 ).scalars()
             )
 

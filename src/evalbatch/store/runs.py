@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 
 import orjson
 from sqlalchemy import Engine, and_, func, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from ..errors import NotFound
 from ..records import (
@@ -43,7 +43,49 @@ def run_record(row: Row[Any]) -> RunRecord:
         finished_at=row.finished_at,
         error=row.error,
         case_count=row.case_count,
+        sweep_id=row.sweep_id,
+        variant=row.variant,
     )
+
+
+def insert_run(
+    conn: Connection,
+    run: NewRun,
+    cases: Iterable[tuple[int, str, str]],
+    planned: Iterable[PlannedRequest],
+) -> None:
+    """A run, its cases and its generate requests, inside the caller's transaction."""
+    now = time.time()
+    conn.execute(
+        schema.runs.insert().values(
+            id=run.id,
+            suite_name=run.suite_name,
+            suite_path=run.suite_path,
+            created_at=now,
+            updated_at=now,
+            status=GENERATE,
+            mode=run.mode,
+            manifest_hash=run.manifest_hash,
+            manifest=orjson.dumps(run.manifest).decode(),
+            suite=run.suite_json,
+            options=orjson.dumps(run.options).decode(),
+            case_count=run.case_count,
+            sweep_id=run.sweep_id,
+            variant=run.variant,
+        )
+    )
+    rows: list[dict[str, Any]] = []
+    for idx, case_id, data in cases:
+        rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})
+        if len(rows) >= _CASE_CHUNK:
+            conn.execute(schema.cases.insert(), rows)
+            rows = []
+    if rows:
+        conn.execute(schema.cases.insert(), rows)
+    conn.execute(
+        schema.steps.insert().values(run_id=run.id, name=GENERATE, status="active", planned_at=now)
+    )
+    insert_planned(conn, run.id, planned)
 
 
 class Runs:
@@ -59,38 +101,8 @@ class Runs:
     ) -> None:
         """Write the run, its cases (idx, case id, JSON) and its generate requests atomically:
         on any error nothing of the run is left in the store."""
-        now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                schema.runs.insert().values(
-                    id=run.id,
-                    suite_name=run.suite_name,
-                    suite_path=run.suite_path,
-                    created_at=now,
-                    updated_at=now,
-                    status=GENERATE,
-                    mode=run.mode,
-                    manifest_hash=run.manifest_hash,
-                    manifest=orjson.dumps(run.manifest).decode(),
-                    suite=run.suite_json,
-                    options=orjson.dumps(run.options).decode(),
-                    case_count=run.case_count,
-                )
-            )
-            rows: list[dict[str, Any]] = []
-            for idx, case_id, data in cases:
-                rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})
-                if len(rows) >= _CASE_CHUNK:
-                    conn.execute(schema.cases.insert(), rows)
-                    rows = []
-            if rows:
-                conn.execute(schema.cases.insert(), rows)
-            conn.execute(
-                schema.steps.insert().values(
-                    run_id=run.id, name=GENERATE, status="active", planned_at=now
-                )
-            )
-            insert_planned(conn, run.id, planned)
+            insert_run(conn, run, cases, planned)
 
     def set_status(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
         values: dict[str, Any] = {"status": status, "updated_at": time.time(), "error": error}

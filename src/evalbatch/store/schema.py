@@ -41,6 +41,24 @@ runs = Table(
     Column("options", Text, nullable=False),
     Column("error", Text),
     Column("case_count", Integer, nullable=False, default=0),
+    Column("sweep_id", String(48)),  # m004: the sweep this run is a variant of
+    Column("variant", String(200)),  # m004: its name in the sweep ("model=haiku")
+)
+Index("ix_runs_sweep", runs.c.sweep_id)
+
+sweeps = Table(  # m004
+    "sweeps",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("suite_name", String(200), nullable=False),
+    Column("suite_path", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("status", String(32), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("spec", Text, nullable=False),  # JSON: axes, variants, reference, margin, options
+    Column("error", Text),
 )
 
 cases = Table(
@@ -130,8 +148,11 @@ batches = Table(
     Column("polled_at", Float),
     Column("poll_failures", Integer, nullable=False, default=0),
     Column("last_error", Text),
+    # m004: a sweep's batch holds requests of several runs; run_id is then its first variant
+    Column("sweep_id", String(48)),
     UniqueConstraint("run_id", "step", "seq", name="uq_batch"),
 )
+Index("ix_batches_sweep", batches.c.sweep_id, batches.c.status)
 
 results = Table(
     "results",

@@ -126,13 +126,29 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise SuiteError(
                 f"--set {key}: unknown key {parts[0]!r}" + _did_you_mean(parts[0], TOP_KEYS)
             )
-        target = raw
+        target: Any = raw
         for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
+            if isinstance(target, list):
+                target = _list_item(target, part, key)
+                continue
+            if not isinstance(target.get(part), dict | list):
                 target[part] = {}
             target = target[part]
+        if isinstance(target, list):
+            raise SuiteError(f"--set {key}: name an entry of the list, then its key")
         target[parts[-1]] = _override_value(value)
     return raw
+
+
+def _list_item(items: list[Any], part: str, key: str) -> Any:
+    """A list entry by index (`grade.0`) or, in `grade`, by grader type or name
+    (`grade.rubric.model`)."""
+    if part.isdigit() and int(part) < len(items):
+        return items[int(part)]
+    for item in items:
+        if isinstance(item, dict) and (part in item or item.get("name") == part):
+            return item[part] if part in item and isinstance(item[part], dict) else item
+    raise SuiteError(f"--set {key}: no entry {part!r} in the list")
 
 
 def _override_value(value: str) -> Any:
@@ -187,6 +203,8 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
         )
     raw = apply_overrides(raw, overrides or [])
     _check_keys(raw, TOP_KEYS, (), loc, "the suite")
+    if raw.get("sweep") is not None:
+        raw["sweep"] = _sweep(raw["sweep"], loc)
     for required in ("name", "cases", "generate"):
         if required not in raw:
             raise SuiteError(f"missing required key {required!r}", where=display)
@@ -333,6 +351,19 @@ def _grade(raw: Any, loc: _Located) -> list[dict[str, Any]]:
         if name in names[:i]:
             raise loc.error(("grade", i), f"grade: duplicate grader name {name!r}")
     return specs
+
+
+def _sweep(raw: Any, loc: _Located) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise loc.error(("sweep",), "sweep: a mapping {models, matrix, reference, margin}")
+    _check_keys(raw, ("models", "matrix", "reference", "margin"), ("sweep",), loc, "sweep")
+    models = raw.get("models") or []
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise loc.error(("sweep", "models"), "sweep.models: a list of model names")
+    matrix = raw.get("matrix") or {}
+    if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
+        raise loc.error(("sweep", "matrix"), "sweep.matrix: a mapping of suite keys to lists")
+    return {**raw, "models": models, "matrix": {str(k): v for k, v in matrix.items()}}
 
 
 def _cache(raw: Any, loc: _Located) -> dict[str, Any]:

@@ -25,6 +25,7 @@ TOP_KEYS = (
     "epochs",
     "retries",
     "concurrency",
+    "sweep",
 )
 GENERATE_KEYS = ("system", "prompt", "max_tokens", "model", "stop_sequences")
 CASE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
@@ -84,6 +85,15 @@ class CasesSpec(_Model):
     line: int | None = None
 
 
+class SweepSpec(_Model):
+    """Variants to run together: models for generation, and any suite keys (`--set` style)."""
+
+    models: list[str] = []
+    matrix: dict[str, list[Any]] = {}
+    reference: str | None = None
+    margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+
+
 class Suite(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=200)
     description: str = ""
@@ -101,3 +111,4 @@ class Suite(_Model):
     epochs: int = Field(1, ge=1, le=100)
     retries: int = Field(2, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=512)
+    sweep: SweepSpec | None = None
