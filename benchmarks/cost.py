@@ -37,10 +37,14 @@ Prefix cache hit rate: the share of shared-prefix tokens read from the cache, fr
 report: sum(read) / (sum(read) + sum(written) + sum(uncached prefix tokens)) over its per-prefix
 table (batch items), with the warm-up requests' writes added for the whole-run figure.
 
+Then the sweep figure: the first ``--sweep-cases`` (1,000) cases swept over haiku, sonnet and
+opus in one submission (typical W and H), against the same three models as three separate
+sync runs: what a model-selection study costs each way.
+
 The last line is machine-readable: ``cost-ref: actual/naive_best=.. typical=.. worst=..
-prefix_hit_warm=.. prefix_hit_cold=..`` (actual cost over the naive counterfactual: sync
-rates, strongest model, no cache; prefix_hit_warm is the warmed run's, prefix_hit_cold the
-typical run's).
+prefix_hit_warm=.. prefix_hit_cold=.. sweep_vs_sync=..`` (actual cost over the naive
+counterfactual: sync rates, strongest model, no cache; prefix_hit_warm is the warmed run's,
+prefix_hit_cold the typical run's; sweep_vs_sync the sweep's cost over the three sync runs').
 
     .venv/bin/python benchmarks/cost.py [--cases 5000] [--wave 100] [--hit-rate 0.64] [--keep DIR]
 """
@@ -220,7 +224,7 @@ def write_suite(folder: Path, warm: bool) -> Path:
             }
         ],
         "mode": "batch",
-        "cache": {"mode": "auto", "warm": True} if warm else "auto",
+        "cache": {"mode": "auto", "warm": warm},
     }
     path = folder / ("suite-warm.yaml" if warm else "suite-cold.yaml")
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
@@ -335,6 +339,70 @@ def print_run(scenario: Scenario, res: dict[str, Any]) -> None:
     )
 
 
+def sweep_figure(
+    folder: Path, responder: Path, root: Path, cases: int, seed: int
+) -> dict[str, Any]:
+    """A 3-model sweep (one batch submission, typical in-batch caching) against the same three
+    models run separately on the sync path: what a model-selection study costs each way."""
+    suite = folder / "suite-cold.yaml"
+    sample = folder / "sweep"
+    sample.mkdir(exist_ok=True)
+    lines = (folder / "cases.jsonl").read_text().splitlines()[:cases]
+    (sample / "cases.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copytree(folder / "prompts", sample / "prompts", dirs_exist_ok=True)
+    data = yaml.safe_load(suite.read_text())
+    data["name"] = "cost-sweep"
+    data["cache"] = "auto"  # the defaults a user gets: warming on in batch mode
+    sweep_suite = sample / "suite.yaml"
+    sweep_suite.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = SandboxConfig(
+        responder=f"script:{responder}",
+        batch_latency=0.0,
+        batch_concurrency=100,
+        batch_cache_hit_rate=0.64,
+        seed=seed,
+    )
+    models = ("haiku", "sonnet", "opus")
+    with SandboxServer(config) as server:
+        home = root / "sweep-home"
+        out = root / "sweep.json"
+        code, _ = run_cli(
+            ["sweep", str(sweep_suite), "--models", ",".join(models), "--json"],
+            cli_env(home, server.base_url),
+            out,
+        )
+        if code != 0:
+            raise SystemExit(f"evalbatch sweep failed: {out.with_suffix('.err').read_text()}")
+        swept = sum(v["cost_usd"] for v in json.loads(out.read_text())["variants"])
+        batches = server.stats().get("batches_created", 0)
+        separate = 0.0
+        for model in models:
+            out = root / f"sync-{model}.json"
+            code, _ = run_cli(
+                [
+                    "run",
+                    str(sweep_suite),
+                    "--mode",
+                    "sync",
+                    "--set",
+                    f"generate.model={model}",
+                    "--json",
+                ],
+                cli_env(root / f"sync-{model}-home", server.base_url),
+                out,
+            )
+            if code not in (0, 1):
+                raise SystemExit(f"evalbatch run failed: {out.with_suffix('.err').read_text()}")
+            separate += json.loads(out.read_text())["totals"]["cost"]
+    print(
+        f"== sweep: {cases} cases x {len(models)} models ({', '.join(models)}), rubric on opus: "
+        f"one sweep (batch, cache auto = warmed, {batches} batches, W 100, H 0.64) ${swept:,.4f}; "
+        f"three separate sync "
+        f"runs ${separate:,.4f}; ratio {swept / separate:.3f}"
+    )
+    return {"swept": swept, "separate": separate, "ratio": swept / separate}
+
+
 def print_settings(args: argparse.Namespace, folder: Path, counts: dict[str, int]) -> None:
     catalog = load_catalog()
     mix = ", ".join(f"{label} {counts.get(label, 0)}" for label, _ in MIX)
@@ -364,6 +432,9 @@ def main(argv: list[str] | None = None) -> None:
         "--hit-rate", type=float, default=0.64, help="H of the typical and warmed runs"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sweep-cases", type=int, default=1_000, help="cases of the 3-model sweep figure"
+    )
     parser.add_argument("--keep", type=Path, help="keep the suite and stores in this folder")
     args = parser.parse_args(argv)
 
@@ -399,10 +470,12 @@ def main(argv: list[str] | None = None) -> None:
             f"the typical run's ${cost['typical']:,.4f} is {inside} the range"
         )
         print("== actual/naive: " + ", ".join(f"{k} {v:.3f}" for k, v in ratio.items()))
+        sweep = sweep_figure(folder, responder, root, min(args.sweep_cases, args.cases), args.seed)
         print(
             f"cost-ref: actual/naive_best={ratio['best']:.3f} typical={ratio['typical']:.3f} "
             f"worst={ratio['worst']:.3f} prefix_hit_warm={results['warmed']['hit']['all']:.4f} "
-            f"prefix_hit_cold={results['typical']['hit']['all']:.4f}"
+            f"prefix_hit_cold={results['typical']['hit']['all']:.4f} "
+            f"sweep_vs_sync={sweep['ratio']:.3f}"
         )
     finally:
         if args.keep is None:

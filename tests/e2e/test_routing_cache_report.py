@@ -43,7 +43,7 @@ def test_report_breaks_cost_and_score_down_by_route_and_prefix(tmp_path, cli_env
             "default": "sonnet",
             "rules": [{"when": "tags contains 'safety'", "model": "opus"}],
         },
-        cache="auto",
+        cache={"mode": "auto", "warm": False},  # the cold batch: what never-hit warnings say
     )
     result = run_cli(["run", str(suite), "--json"], cli_env)
     assert result.code == 0, result.stderr

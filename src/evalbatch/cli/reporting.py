@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from .app import DbOpt, JsonOpt, app, emit, print_json, resolve_run, resolve_unit, store_at
 
 if TYPE_CHECKING:
+    from ..records import Mode
     from ..store.db import Store
 from .console import err, out
 
@@ -27,29 +28,64 @@ def plan(
     count_tokens: Annotated[
         str, typer.Option("--count-tokens", help="local | api (needs a key; exact token counts).")
     ] = "local",
+    models: Annotated[
+        str | None, typer.Option("--models", help="Plan a sweep over these models.")
+    ] = None,
+    matrix: Annotated[
+        list[str] | None, typer.Option("--matrix", help="Plan a sweep: KEY=V1,V2.")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Project tokens and cost per strategy before spending anything (no API calls)."""
+    """Project tokens and cost per strategy before spending anything (no API calls). With a
+    `sweep:` block or --models/--matrix, every variant and the sweep's total."""
     from ..plan.prepare import prepare
     from ..plan.projection import project
-    from ..report.plan_text import print_plan
+    from ..plan.variants import axes_for, parse_matrix, variants_of
+    from ..report.plan_text import print_plan, print_sweep_plan
 
     if count_tokens not in ("local", "api"):
         raise ConfigError(f"--count-tokens must be local or api (got {count_tokens!r})")
     if mode not in (None, "batch", "sync"):
         raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
-    prepared = prepare(suite, sets or [], mode)  # type: ignore[arg-type]
+    chosen: Mode | None = mode  # type: ignore[assignment]
+    base = prepare(suite, sets or [], chosen)
     counter = None
     if count_tokens == "api":
         from ..providers import open_provider
 
         counter = open_provider().count_tokens
-    projection = project(prepared, store_at(db), count_tokens=counter)
-    if as_json:
-        print_json({**projection.to_dict(), "per_month": per_month})
+    store = store_at(db)
+    model_list = [m.strip() for m in (models or "").split(",") if m.strip()]
+    if base.suite.sweep is None and not model_list and not matrix:
+        projection = project(base, store, count_tokens=counter)
+        if as_json:
+            print_json({**projection.to_dict(), "per_month": per_month})
+            return
+        print_plan(projection, per_month, out)
         return
-    print_plan(projection, per_month, out)
+    axes, _, _ = axes_for(suite, sets or [], model_list, parse_matrix(matrix or []))
+    projections = [
+        (
+            v.name,
+            project(
+                prepare(suite, [*(sets or []), *v.overrides], chosen),
+                store,
+                count_tokens=counter,
+            ),
+        )
+        for v in variants_of(axes)
+    ]
+    if as_json:
+        print_json(
+            {
+                "sweep": [{"variant": name, **p.to_dict()} for name, p in projections],
+                "total": {s: sum(p.total(s) for _, p in projections) for s in ("plan", "naive")},
+                "per_month": per_month,
+            }
+        )
+        return
+    print_sweep_plan(projections, per_month, out)
 
 
 @app.command()

@@ -67,9 +67,10 @@ def sweep(
     quality: pass rates with intervals, cost, Pareto front, paired non-inferiority."""
     from ..analysis.sweep import sweep_table
     from ..errors import ConfigError
+    from ..plan.variants import axes_for, parse_matrix
     from ..report.sweep import render_sweep
     from ..run.sweep import SweepRunner
-    from ..run.sweep_plan import axes_for, create_sweep, parse_matrix
+    from ..run.sweep_plan import create_sweep
 
     check_mode(mode, detach, sandbox)
     if margin is not None and not 0 <= margin < 1:

@@ -114,3 +114,29 @@ def print_cache_assumptions(projection: Projection, console: Console) -> None:
             '(Anthropic: "typically 30%-98%" of hits): expect a cost between the two, or use '
             "cache: {warm: true}"
         )
+
+
+def print_sweep_plan(
+    projections: list[tuple[str, Projection]], per_month: int, console: Console
+) -> None:
+    """A sweep's plan: each variant, and the total the budget is checked against."""
+    table = Table(title="Projected cost per variant (one sweep)", title_justify="left")
+    for col in ("variant", "requests", "per run", "naive", "vs naive"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, p in projections:
+        plan, naive = p.total("plan"), p.total("naive")
+        table.add_row(
+            name,
+            f"{sum(x.requests for x in p.lines):,}",
+            usd(plan),
+            usd(naive),
+            f"-{saved_share(plan, naive) * 100:.0f}%" if naive else "-",
+        )
+    total = sum(p.total("plan") for _, p in projections)
+    naive = sum(p.total("naive") for _, p in projections)
+    table.add_row("total", "", usd(total), usd(naive), "", style="bold")
+    console.print(table)
+    console.print(
+        f"the sweep: {usd(total)} per run, {usd(total * per_month)} per month at {per_month}; "
+        "the budget (budget_usd / --budget) is checked against the total"
+    )

@@ -225,7 +225,7 @@ class Runner:
             self.progress.batches(step, infos)
             if self.store.requests.pending_ids(self.run_id, step, self.ingest.retries):
                 self._check_budget(step)
-                self._warm(step)
+                self.warm(step)
                 path.submit_pending(step)
         except ProviderError as exc:
             if exc.retryable:
@@ -247,7 +247,8 @@ class Runner:
             f"cause, then: evalbatch collect {self.run_id}"
         )
 
-    def _warm(self, step: Step) -> None:
+    def warm(self, step: Step) -> None:
+        """Write the step's shared prefixes into the cache with one sync request each (once)."""
         if not (self.suite.cache.warm and self.ttl):
             return
         if plan_warm(self.store, self.run_id, step, self.catalog):

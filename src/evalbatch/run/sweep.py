@@ -102,6 +102,9 @@ class SweepRunner:
             for step in steps:
                 if self.store.requests.pending_ids_of(self.scope().max_attempts(), step):
                     self._check_budget(step)
+                    for runner in self.runners:
+                        if runner.status() == step:
+                            runner.warm(step)
                     path.submit_pending(step)
         except ProviderError as exc:
             if exc.retryable:

@@ -66,7 +66,10 @@ class GraderSpec(_Model):
 
 class CacheSpec(_Model):
     mode: Literal["auto", "off"] = "auto"
-    warm: bool = False
+    # Batch mode writes each shared prefix with one synchronous request first, so the batch
+    # reads it from its first item: cold, a batch's concurrent items each write the prefix at
+    # the 1h price and can cost more than no cache at all (benchmarks/cost.py).
+    warm: bool = True
     ttl: Literal["5m", "1h"] | None = None
 
 
