@@ -206,8 +206,9 @@ def test_a_bad_override_is_blamed_on_the_flag_not_a_line(folder: Path) -> None:
 def test_cache_forms(folder: Path) -> None:
     for text, (mode, warm) in [
         ("cache: off\n", ("off", False)),
-        ("cache: auto\n", ("auto", False)),
+        ("cache: auto\n", ("auto", True)),  # batch mode warms shared prefixes by default
         ("cache: {warm: true}\n", ("auto", True)),
+        ("cache: {warm: false}\n", ("auto", False)),
     ]:
         suite = load_suite(_write(folder, BASE + text))
         assert (suite.cache.mode, suite.cache.warm) == (mode, warm)

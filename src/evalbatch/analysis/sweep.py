@@ -34,6 +34,7 @@ class VariantLine:
     cost_usd: float
     cost_generate_usd: float
     cost_grade_usd: float
+    cost_warm_usd: float
     cost_per_pass_usd: float | None
     pareto: bool = False
     non_inferior: bool = False
@@ -62,8 +63,14 @@ class SweepTable:
     saving_per_run_usd: float | None
     by_tag: list[TagLine] = field(default_factory=list)
 
+    @property
+    def warm_usd(self) -> float:
+        """What warming the shared prefixes cost the sweep (not in any variant's cost)."""
+        return sum(x.cost_warm_usd for x in self.variants)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["warm_usd"] = self.warm_usd
         data["saving_per_month_usd"] = (
             None if self.saving_per_run_usd is None else self.saving_per_run_usd * self.per_month
         )
@@ -123,13 +130,12 @@ def _line(
 ) -> VariantLine:
     summary = summarize(store, variant["run"])
     scored, passed = summary.cases_scored, summary.cases_passed
-    cost = summary.total("cost")
-    by_step = {"generate": 0.0, "grade": 0.0}
+    # Warm-up requests write prefixes the variants share (the same system prompt and model):
+    # whichever variant warms first pays for all, so they are a cost of the sweep, shown apart.
+    by_step = {"generate": 0.0, "grade": 0.0, "warm": 0.0}
     for line in summary.costs:
-        if line.step in by_step:
-            by_step[line.step] += line.cost
-        else:  # cache warming belongs to the step it warmed; count it with generation
-            by_step["generate"] += line.cost
+        by_step[line.step] += line.cost
+    cost = by_step["generate"] + by_step["grade"]
     means = [g.mean_value for g in summary.graders if g.mean_value is not None]
     return VariantLine(
         name=variant["name"],
@@ -144,6 +150,7 @@ def _line(
         cost_usd=cost,
         cost_generate_usd=by_step["generate"],
         cost_grade_usd=by_step["grade"],
+        cost_warm_usd=by_step["warm"],
         cost_per_pass_usd=cost / passed if passed else None,
     )
 

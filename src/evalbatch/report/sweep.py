@@ -74,6 +74,13 @@ def render_sweep_text(table: SweepTable) -> Group:
             _flags(x),
         )
     parts: list[Any] = [grid, Text(recommendation(table), style="bold")]
+    if table.warm_usd:
+        parts.append(
+            Text(
+                f"cache warming for the whole sweep: {usd(table.warm_usd)} (shared by the "
+                "variants, so in none of their costs)"
+            )
+        )
     for x in table.variants:
         for change in x.changes:
             parts.append(Text(f"{x.name} vs {table.reference}: {change.key}: {change.summary}"))

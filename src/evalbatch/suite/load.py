@@ -370,7 +370,7 @@ def _cache(raw: Any, loc: _Located) -> dict[str, Any]:
     if raw is True or raw == "auto":
         return {"mode": "auto"}
     if raw is False or raw == "off":  # YAML reads a bare `off` as false
-        return {"mode": "off"}
+        return {"mode": "off", "warm": False}
     if isinstance(raw, dict):
         _check_keys(raw, ("mode", "warm", "ttl"), ("cache",), loc, "cache")
         out = dict(raw)
