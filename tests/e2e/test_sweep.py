@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from evalbatch.sandbox import SandboxConfig
+from evalbatch.view.server import ViewConfig, ViewServer
 
 from ..sandbox.quality_cases import make_cases, write_profile
 from .conftest import run_cli
@@ -181,3 +183,19 @@ class TestFormats:
         assert none.code == 2 and "at least one axis" in none.stderr
         reference = run_cli(["sweep", str(suite), "--reference", "model=opus"], cli_env)
         assert reference.code == 2 and "not a variant" in reference.stderr
+
+    def test_the_viewer_shows_the_sweep(self, tmp_path, cli_env, sandbox, _isolated_home):
+        cases = [{**c, "tags": ["<b>cat</b>"]} for c in make_cases(10)]
+        suite = _suite(tmp_path, cases)
+        result = run_cli(["sweep", str(suite), "--models", "haiku,sonnet", "--json"], cli_env)
+        sweep_id = json.loads(result.stdout)["sweep"]
+        db = f"sqlite:///{_isolated_home / 'evalbatch.db'}"
+        with ViewServer(ViewConfig(db=db, port=0, warm_runs=0)) as server:
+            listing = urllib.request.urlopen(f"{server.base_url}/sweeps").read().decode()
+            page = urllib.request.urlopen(f"{server.base_url}/sweeps/{sweep_id}").read().decode()
+            api = json.loads(
+                urllib.request.urlopen(f"{server.base_url}/api/sweeps/{sweep_id}").read()
+            )
+        assert sweep_id in listing
+        assert "recommended:" in page and "<svg" in page and "&lt;b&gt;cat&lt;/b&gt;" in page
+        assert {v["name"] for v in api["variants"]} == {"model=haiku", "model=sonnet"}

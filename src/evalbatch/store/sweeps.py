@@ -133,6 +133,17 @@ class Sweeps:
                 ).scalars()
             )
 
+    def listing(self, limit: int = 100) -> list[SweepRecord]:
+        """Newest first."""
+        s = schema.sweeps.c
+        with self.engine.connect() as conn:
+            return [
+                sweep_record(row)
+                for row in conn.execute(
+                    select(schema.sweeps).order_by(s.created_at.desc(), s.id.desc()).limit(limit)
+                )
+            ]
+
     def newest_id(self) -> str | None:
         s = schema.sweeps.c
         with self.engine.connect() as conn:

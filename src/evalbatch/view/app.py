@@ -5,6 +5,7 @@ static assets, and the headers every response carries (a strict CSP, no sniffing
     /runs/ID                     a run: summary and its case table     /api/runs/ID, /api/runs/ID/cases
     /runs/ID/cases/CASE          one case                              /api/runs/ID/cases/CASE
     /compare/A/B                 two runs, paired                      /api/compare/A/B
+    /sweeps, /sweeps/ID          sweeps, and one's table               /api/sweeps, /api/sweeps/ID
     /api/runs/ID/state           where a run in flight stands (what the live pages poll)
 """
 
@@ -28,8 +29,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..analysis.sweep import sweep_table
 from ..errors import EvalbatchError, InputError, NotFound
 from ..records import FINAL_REQUEST, TERMINAL_RUN
+from ..report.sweep import cost_chart, recommendation
 from ..report.wording import numeric_lines, scope_notes
 from ..store.browse_records import CASE_STATUSES
 from ..store.db import Store
@@ -188,6 +191,22 @@ class Views:
 
     # -- compare ------------------------------------------------------------------------------
 
+    def sweeps(self, request: Request) -> Response:
+        return _html("sweeps.html.j2", sweeps=self.store.sweeps.listing())
+
+    def sweeps_api(self, request: Request) -> Response:
+        return _json([asdict(s) for s in self.store.sweeps.listing()])
+
+    def sweep(self, request: Request) -> Response:
+        table = sweep_table(self.store, self.store.sweeps.get(request.path_params["sweep_id"]).id)
+        return _html(
+            "sweep.html.j2", table=table, chart=cost_chart(table), note=recommendation(table)
+        )
+
+    def sweep_api(self, request: Request) -> Response:
+        table = sweep_table(self.store, self.store.sweeps.get(request.path_params["sweep_id"]).id)
+        return _json(table.to_dict())
+
     def compare_pick(self, request: Request) -> Response:
         base, new = request.query_params.get("base"), request.query_params.get("new")
         if base and new:
@@ -249,6 +268,8 @@ def create_app(store: Store, allowed_hosts: Sequence[str] | None = LOOPBACK_HOST
         get("/runs/{run_id}/cases", v.cases_redirect),
         get("/runs/{run_id}/case", v.case),
         get("/runs/{run_id}/cases/{case_id:path}", v.case),
+        get("/sweeps", v.sweeps),
+        get("/sweeps/{sweep_id}", v.sweep),
         get("/compare", v.compare_pick),
         get("/compare/{base}/{new}", v.compare),
         get("/api/runs", v.runs_api),
@@ -258,6 +279,8 @@ def create_app(store: Store, allowed_hosts: Sequence[str] | None = LOOPBACK_HOST
         get("/api/runs/{run_id}/case", v.case_api),
         get("/api/runs/{run_id}/cases/{case_id:path}", v.case_api),
         get("/api/compare/{base}/{new}", v.compare_api),
+        get("/api/sweeps", v.sweeps_api),
+        get("/api/sweeps/{sweep_id}", v.sweep_api),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]
