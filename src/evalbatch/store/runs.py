@@ -88,6 +88,15 @@ def insert_run(
     insert_planned(conn, run.id, planned)
 
 
+def status_values(status: RunStatus, error: str | None) -> dict[str, Any]:
+    """The columns a status change writes (a run's or a sweep's)."""
+    now = time.time()
+    values: dict[str, Any] = {"status": status, "updated_at": now, "error": error}
+    if status in TERMINAL_RUN:
+        values["finished_at"] = now
+    return values
+
+
 class Runs:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -105,9 +114,7 @@ class Runs:
             insert_run(conn, run, cases, planned)
 
     def set_status(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "updated_at": time.time(), "error": error}
-        if status in TERMINAL_RUN:
-            values["finished_at"] = time.time()
+        values = status_values(status, error)
         with self.engine.begin() as conn:
             conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(**values))
 

@@ -12,11 +12,11 @@ from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.engine import Row
 
 from ..errors import NotFound
-from ..records import CLOSED_RUN, TERMINAL_RUN, PlannedRequest, RunStatus
+from ..records import CLOSED_RUN, PlannedRequest, RunStatus
 from . import schema
 from .records import NewRun, SweepRecord
 from .reports import case_pass_subquery
-from .runs import insert_run
+from .runs import insert_run, status_values
 
 
 def sweep_record(row: Row[Any]) -> SweepRecord:
@@ -69,9 +69,7 @@ class Sweeps:
                 insert_run(conn, run, cases, planned)
 
     def set_status(self, sweep_id: str, status: RunStatus, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "updated_at": time.time(), "error": error}
-        if status in TERMINAL_RUN:
-            values["finished_at"] = time.time()
+        values = status_values(status, error)
         with self.engine.begin() as conn:
             conn.execute(
                 update(schema.sweeps).where(schema.sweeps.c.id == sweep_id).values(**values)
