@@ -17,15 +17,39 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
     assert set(cols) == {
         "_migrations",
         "batches",
+        "calibrations",
         "cases",
         "leases",
         "prefixes",
+        "reference_scores",
         "requests",
         "results",
         "runs",
         "scores",
         "steps",
     }
+    assert cols["reference_scores"] == [
+        "run_id",
+        "case_idx",
+        "epoch",
+        "grader",
+        "case_id",
+        "model",
+        "passed",
+        "value",
+        "explanation",
+        "error",
+    ]
+    assert cols["calibrations"] == [
+        "id",
+        "run_id",
+        "step",
+        "key",
+        "created_at",
+        "settings",
+        "sample",
+        "runs",
+    ]
     assert {
         "cost_usd",
         "sync_cost_usd",

@@ -123,6 +123,7 @@ class _Side:
             "manifest_hash": r.manifest_hash,
             "created_at": r.created_at,
             "epochs": self.epochs,
+            "generations_from": (r.manifest.get("generations_from") or {}).get("run"),
         }
 
     def graders(self) -> dict[str, str]:

@@ -22,6 +22,10 @@ def render_text(summary: RunSummary) -> Group:
             f"  manifest {run.manifest_hash[:12]}  cases {run.cases}"
         ),
     ]
+    if run.generations_from:
+        parts.append(
+            Text(f"generations from {run.generations_from} (reused: not sent again, not billed)")
+        )
     if run.error:
         parts.append(Text(f"needs attention: {run.error}", style="bold red"))
     parts.extend(Text(f"warning: {w}", style="bold yellow") for w in summary.warnings)

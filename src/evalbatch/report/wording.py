@@ -44,6 +44,12 @@ def headline(summary: RunSummary) -> str:
 
 def scope_notes(cmp: Comparison) -> list[str]:
     notes = []
+    for one, other in ((cmp.new, cmp.base), (cmp.base, cmp.new)):
+        if one.get("generations_from") == other["id"]:
+            notes.append(
+                f"{one['id']} grades the generations of {other['id']}: the outputs are "
+                "identical, only the graders differ"
+            )
     if cmp.only_base or cmp.only_new or cmp.changed_cases:
         notes.append(
             f"compared on common cases only: {len(cmp.only_base)} removed, "

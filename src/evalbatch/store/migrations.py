@@ -14,7 +14,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select, 
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
-from . import m001_schema
+from . import m001_schema, m004_schema
 
 _meta = MetaData()
 _migrations_table = Table(
@@ -40,10 +40,22 @@ def m003_view_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_requests_case ON requests (run_id, case_idx)"))
 
 
+def m004_reference_scores(conn: Connection) -> None:
+    """The reference grader's verdicts on its sample (reference-sampled grading)."""
+    m004_schema.reference_scores.create(conn)
+
+
+def m005_calibrations(conn: Connection) -> None:
+    """What a calibration ran (its sample, settings and runs), so its report can be rebuilt."""
+    m004_schema.calibrations.create(conn)  # with its index
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_lease_acquired_at,
     m003_view_indexes,
+    m004_reference_scores,
+    m005_calibrations,
 ]
 
 

@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 
 import orjson
 from sqlalchemy import Engine, and_, func, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from ..errors import NotFound
 from ..records import (
@@ -46,6 +46,26 @@ def run_record(row: Row[Any]) -> RunRecord:
     )
 
 
+def insert_run(conn: Connection, run: NewRun, now: float) -> None:
+    """The run's row, in the generate step (inside the caller's transaction)."""
+    conn.execute(
+        schema.runs.insert().values(
+            id=run.id,
+            suite_name=run.suite_name,
+            suite_path=run.suite_path,
+            created_at=now,
+            updated_at=now,
+            status=GENERATE,
+            mode=run.mode,
+            manifest_hash=run.manifest_hash,
+            manifest=orjson.dumps(run.manifest).decode(),
+            suite=run.suite_json,
+            options=orjson.dumps(run.options).decode(),
+            case_count=run.case_count,
+        )
+    )
+
+
 class Runs:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -61,22 +81,7 @@ class Runs:
         on any error nothing of the run is left in the store."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                schema.runs.insert().values(
-                    id=run.id,
-                    suite_name=run.suite_name,
-                    suite_path=run.suite_path,
-                    created_at=now,
-                    updated_at=now,
-                    status=GENERATE,
-                    mode=run.mode,
-                    manifest_hash=run.manifest_hash,
-                    manifest=orjson.dumps(run.manifest).decode(),
-                    suite=run.suite_json,
-                    options=orjson.dumps(run.options).decode(),
-                    case_count=run.case_count,
-                )
-            )
+            insert_run(conn, run, now)
             rows: list[dict[str, Any]] = []
             for idx, case_id, data in cases:
                 rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})

@@ -21,6 +21,7 @@ from .schema import (
     CASE_FORMATS,
     GENERATE_KEYS,
     TOP_KEYS,
+    GraderSpec,
     Suite,
 )
 
@@ -131,11 +132,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(target.get(part), dict):
                 target[part] = {}
             target = target[part]
-        target[parts[-1]] = _override_value(value)
+        target[parts[-1]] = override_value(value)
     return raw
 
 
-def _override_value(value: str) -> Any:
+def override_value(value: str) -> Any:
     """A --set value is read as YAML (numbers, booleans, lists); anything that is not valid
     YAML, such as `{{ input }}`, is the string itself."""
     if not value:
@@ -214,6 +215,20 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     _check_models(suite, loc)
     _build_graders(suite, loc)
     return suite
+
+
+def replace_grade(suite: Suite, raw: Any, where: str) -> Suite:
+    """``suite`` with its ``grade:`` list replaced by ``raw`` (the YAML form), validated as a
+    suite file's would be; errors name ``where`` (a flag, or a file)."""
+    loc = _Located(where, {})
+    specs = _grade(raw or [], loc)
+    try:
+        new = suite.model_copy(update={"grade": [GraderSpec(**spec) for spec in specs]})
+    except ValidationError as exc:
+        raise _validation_error(exc, loc) from None
+    _check_models(new, loc)
+    _build_graders(new, loc)
+    return new
 
 
 def _validation_error(exc: ValidationError, loc: _Located) -> SuiteError:
