@@ -22,8 +22,13 @@ def plan(
     mode: Annotated[str | None, typer.Option("--mode", help="batch | sync.")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")] = None,
     per_month: Annotated[
-        int, typer.Option("--per-month", help="Runs per month, for the monthly figures.")
-    ] = 30,
+        int | None,
+        typer.Option(
+            "--per-month",
+            help="Runs per month, for the monthly figures (default: the suite's "
+            "runs_per_month, else 30).",
+        ),
+    ] = None,
     count_tokens: Annotated[
         str, typer.Option("--count-tokens", help="local | api (needs a key; exact token counts).")
     ] = "local",
@@ -46,6 +51,7 @@ def plan(
 
         counter = open_provider().count_tokens
     projection = project(prepared, store_at(db), count_tokens=counter)
+    per_month = per_month or prepared.suite.runs_per_month or 30
     if as_json:
         print_json({**projection.to_dict(), "per_month": per_month})
         return

@@ -25,6 +25,7 @@ TOP_KEYS = (
     "epochs",
     "retries",
     "concurrency",
+    "runs_per_month",
 )
 GENERATE_KEYS = ("system", "prompt", "max_tokens", "model", "stop_sequences")
 CASE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
@@ -101,3 +102,4 @@ class Suite(_Model):
     epochs: int = Field(1, ge=1, le=100)
     retries: int = Field(2, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=512)
+    runs_per_month: int | None = Field(None, ge=1, le=100_000)  # the cadence, for savings
