@@ -27,8 +27,7 @@ from ..plan.routing import Router
 from ..records import Case, Mode, Usage
 from ..store.db import Store
 from ..store.records import NewRun, RunRecord
-from ..suite.grade_overrides import override_grade
-from ..suite.load import load_suite, replace_grade
+from ..suite.grade_overrides import graders_from_file, override_grade
 from ..suite.manifest import Manifest, build_manifest, manifest_hash
 from ..suite.schema import Suite
 from ..templates import render
@@ -75,12 +74,7 @@ def plan_regrade(
     source = source_run(store, run_id)
     suite = Suite.model_validate_json(source.suite_json)
     if suite_file is not None:
-        other = load_suite(suite_file)
-        suite = replace_grade(
-            suite.model_copy(update={"base_dir": other.base_dir, "gate": other.gate}),
-            [{"name": s.name, s.type: s.params} for s in other.grade],
-            other.display,
-        )
+        suite = graders_from_file(suite, suite_file)
     suite = override_grade(suite, list(overrides))
     return regrade_plan(store, source, suite.model_copy(update={"mode": mode or "batch"}))
 

@@ -4,11 +4,21 @@ its YAML form, `--set` overrides on it (``grade=[...]``, ``grade.NAME=...``,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import SuiteError
-from .load import apply_overrides, override_value, replace_grade
-from .schema import GraderSpec, Suite
+from ..userfiles import SUITE_FILE
+from .load import (
+    apply_overrides,
+    display_path,
+    load_suite,
+    override_value,
+    parse_yaml,
+    read_text,
+    replace_grade,
+)
+from .schema import GateSpec, GraderSpec, Suite
 
 HELP = "--set grade=[...], --set grade.NAME.KEY=VALUE or --set gate.KEY=VALUE"
 
@@ -80,3 +90,30 @@ def on_model(spec: GraderSpec, model: str, name: str) -> dict[str, Any]:
     reference sampling (a calibration measures the grader itself)."""
     params = {k: v for k, v in _copy(spec.params).items() if k != "reference"}
     return {"name": name, spec.type: {**params, "model": model}}
+
+
+def graders_from_file(suite: Suite, path: Path) -> Suite:
+    """``suite`` with the ``grade:`` (and ``gate:``, when given) of the file at ``path``: a whole
+    suite file (checked whole), or a file holding only ``grade:`` and ``gate:``."""
+    display = display_path(path)
+    node, raw = parse_yaml(read_text(path, display, SUITE_FILE), display)
+    if not isinstance(raw, dict) or "grade" not in raw:
+        raise SuiteError(
+            "a suite file (or one with only grade: and gate:) is expected", where=display
+        )
+    extra = sorted(set(raw) - {"grade", "gate"})
+    gate: Any = suite.gate
+    if extra:  # a whole suite: load it as `run` would
+        other = load_suite(path)
+        grade, base_dir, gate = grade_yaml(list(other.grade)), other.base_dir, other.gate
+    else:
+        grade, base_dir = raw["grade"], path.resolve().parent
+        if raw.get("gate") is not None:
+            try:
+                gate = GateSpec.model_validate(raw["gate"])
+            except ValueError as exc:
+                raise SuiteError(
+                    f"gate: {str(exc).splitlines()[-1].strip()}", where=display
+                ) from None
+    updated = suite.model_copy(update={"base_dir": base_dir, "gate": gate})
+    return replace_grade(updated, grade, display, None if extra else node)

@@ -217,10 +217,11 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     return suite
 
 
-def replace_grade(suite: Suite, raw: Any, where: str) -> Suite:
+def replace_grade(suite: Suite, raw: Any, where: str, node: yaml.Node | None = None) -> Suite:
     """``suite`` with its ``grade:`` list replaced by ``raw`` (the YAML form), validated as a
-    suite file's would be; errors name ``where`` (a flag, or a file)."""
-    loc = _Located(where, {})
+    suite file's would be; errors name ``where`` (a flag, or a file: with its YAML ``node``,
+    the line)."""
+    loc = _Located(where, _line_map(node) if node is not None else {})
     specs = _grade(raw or [], loc)
     try:
         new = suite.model_copy(update={"grade": [GraderSpec(**spec) for spec in specs]})
