@@ -24,7 +24,8 @@ def test_kappa_and_its_standard_error_equal_statsmodels(table, kappa, se) -> Non
     assert found is not None
     assert found.value == pytest.approx(kappa, rel=1e-12)
     assert found.se == pytest.approx(se, rel=1e-12)
-    assert found.low == pytest.approx(kappa - 1.959963984540054 * se)
+    assert found.low <= kappa - 1.959963984540054 * se + 1e-12
+    assert found.high >= kappa + 1.959963984540054 * se - 1e-12
 
 
 def test_the_standard_error_matches_a_bootstrap() -> None:
@@ -53,8 +54,23 @@ def test_confusion_counts_and_rates() -> None:
 def test_kappa_is_undefined_when_both_always_say_the_same() -> None:
     assert cohen_kappa([[10, 0], [0, 0]]) is None
     assert cohen_kappa([[0, 0], [0, 0]]) is None
-    perfect = cohen_kappa([[10, 0], [0, 5]])
+
+
+def test_perfect_agreement_on_few_cases_is_not_a_zero_width_interval() -> None:
+    perfect = cohen_kappa([[7, 0], [0, 3]])
     assert perfect is not None and perfect.value == 1.0 and perfect.se == 0.0
+    # Wilson's lower bound of 10/10 agreeing is 0.7225; chance agreement is 0.58.
+    assert perfect.low == pytest.approx((0.72246 - 0.58) / 0.42, abs=1e-4) and perfect.high == 1.0
+    many = cohen_kappa([[700, 0], [0, 300]])
+    assert many is not None and many.low > 0.98
+
+
+def test_on_large_samples_the_interval_is_close_to_the_large_sample_one() -> None:
+    found = cohen_kappa([[982, 42], [31, 945]])
+    assert found is not None
+    assert (found.low, found.high) == pytest.approx(
+        (found.value - 1.96 * found.se, found.value + 1.96 * found.se), abs=2.5e-3
+    )
 
 
 def test_score_agreement_against_scipy() -> None:

@@ -3,9 +3,11 @@ matrix, raw agreement, Cohen's kappa with its large-sample interval, and for num
 Spearman's correlation and the mean absolute difference.
 
 Kappa's standard error is the large-sample (non-null) one of Fleiss, Cohen and Everitt (1969),
-the one statsmodels' `cohens_kappa` reports as ``std_kappa``; the interval is kappa ± z * se,
-clipped to [-1, 1]. `tests/test_agreement.py` checks it against statsmodels' values and against
-a bootstrap.
+the one statsmodels' `cohens_kappa` reports as ``std_kappa``; `tests/test_agreement.py` checks it
+against statsmodels' values and against a bootstrap. The interval is kappa ± z * se, widened
+where needed to the kappas that the Wilson interval of the raw agreement implies (chance
+agreement held at its observed value), and clipped to [-1, 1]: the large-sample error is zero
+at perfect agreement, and ten agreeing verdicts must not read as kappa in [1, 1].
 """
 
 from __future__ import annotations
@@ -82,7 +84,18 @@ def cohen_kappa(table: Sequence[Sequence[int]], *, confidence: float = 0.95) -> 
     kappa = (p_o - p_e) / (1.0 - p_e)
     se = math.sqrt(max(0.0, _fce_variance(p, rows, cols, kappa, p_e)) / n)
     z = float(sps.norm.ppf(0.5 + confidence / 2.0))
-    return Kappa(kappa, max(-1.0, kappa - z * se), min(1.0, kappa + z * se), se)
+    low, high = _wilson(p_o, n, z)
+    return Kappa(
+        kappa,
+        max(-1.0, min(kappa - z * se, (low - p_e) / (1.0 - p_e))),
+        min(1.0, max(kappa + z * se, (high - p_e) / (1.0 - p_e))),
+        se,
+    )
+
+
+def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
+    centre, spread = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
 
 
 def _fce_variance(
