@@ -83,9 +83,11 @@ def test_routing_block_keeps_the_suite_and_changes_only_the_recommended_routes(t
     )
     suite = load_suite(tmp_path / "s.yaml")
     routes = [
-        RouteResult("difficulty=easy", "claude-sonnet-5-5", 10, 10, 1.0, [], "haiku"),
-        RouteResult("rule 1: tags contains 'x'", "claude-opus-5-5", 5, 5, 1.0, [], "sonnet"),
-        RouteResult("default", "claude-sonnet-5-5", 5, 5, 1.0, [], "claude-sonnet-5-5"),
+        RouteResult("difficulty=easy", "claude-sonnet-5-5", "sonnet", 10, 10, 1.0, [], "haiku"),
+        RouteResult(
+            "rule 1: tags contains 'x'", "claude-opus-5-5", "opus", 5, 5, 1.0, [], "sonnet"
+        ),
+        RouteResult("default", "claude-sonnet-5-5", "sonnet", 5, 5, 1.0, [], "claude-sonnet-5-5"),
     ]
     assert routing_block(suite, routes) == (
         "routing:\n  easy: haiku\n  hard: opus\n  default: sonnet\n  rules:\n"

@@ -80,5 +80,5 @@ def test_haiku_holds_on_easy_cases_only(tmp_path: pytest.TempPathFactory) -> Non
     assert data["cost_change_per_run_usd"] < 0
     assert data["cost_change_per_month_usd"] == pytest.approx(20 * data["cost_change_per_run_usd"])
     assert "reusing the stored one" in text.stderr
-    assert "difficulty=easy: claude-sonnet-5-5 -> haiku" in text.stdout
+    assert "difficulty=easy: sonnet -> haiku" in text.stdout
     assert "routing:\n  easy: haiku\n" in text.stdout

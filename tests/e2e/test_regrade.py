@@ -198,4 +198,3 @@ def test_bad_input_is_one_line_exit_2_nothing_written(world: World, args, messag
     assert result.code == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert _runs(world) == before
-

@@ -41,6 +41,7 @@ class RouteCandidate:
 class RouteResult:
     route: str
     model_id: str  # the current model
+    model: str  # ... as the suite writes it ("haiku")
     cases: int
     sampled: int
     cost_usd: float  # this route's generation per run now
@@ -122,6 +123,7 @@ def generate_calibration(
             RouteResult(
                 route=name,
                 model_id=cases[0].model,
+                model=written(suite, name) or cases[0].model,
                 cases=len(cases),
                 sampled=max((c.n for c in found), default=0),
                 cost_usd=now_cost,
@@ -190,6 +192,20 @@ def _candidate(
         decide_at=decide_at,
         cost_usd=cost,
     )
+
+
+def written(suite: Suite, route: str) -> str | None:
+    """The model a route names, as the suite writes it."""
+    if suite.routing is None or route == "model":
+        return suite.generate.model if route == "model" else None
+    if route == "default":
+        return suite.routing.default
+    if route.startswith("difficulty="):
+        return suite.routing.table.get(route.removeprefix("difficulty="))
+    for i, rule in enumerate(suite.routing.rules, start=1):
+        if route == f"rule {i}: {rule.when}":
+            return rule.model
+    return None
 
 
 def routing_block(suite: Suite, routes: list[RouteResult]) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..store.db import Store
 from ..store.records import GraderCost, ReferenceRow, RunRecord, ScoreRecord
-from .agreement import Confusion, cohen_kappa
-from .ppi import PpiEstimate, ppi_mean
+
+if TYPE_CHECKING:  # the statistics load scipy: only for runs that have a reference
+    from .ppi import PpiEstimate
 
 Key = tuple[str, int]  # (case id, epoch)
 
@@ -108,6 +110,8 @@ def _line(
     pairs = [
         (v, cheap[k]) for k, row in refs.items() if (v := decided(row)) is not None and k in cheap
     ]
+    from .agreement import Confusion, cohen_kappa
+
     confusion = Confusion.of(pairs)
     kappa = cohen_kappa(confusion.table())
     estimate = _ppi(pairs, list(cheap.values()))
@@ -153,6 +157,8 @@ def _ppi(pairs: list[tuple[bool, bool]], cheap_all: list[bool]) -> PpiEstimate |
     """PPI over (reference, cheap) pairs on the sample and the cheap verdicts on all cases."""
     if len(pairs) < 2 or not cheap_all:
         return None
+    from .ppi import ppi_mean
+
     return ppi_mean(
         [float(r) for r, _ in pairs], [float(c) for _, c in pairs], [float(c) for c in cheap_all]
     )
@@ -189,6 +195,8 @@ def _case_estimate(
             pairs.append((float(all(v is True for v in verdicts)), float(cheap)))
     if len(pairs) < 2 or not cheap_all:
         return None
+    from .ppi import ppi_mean
+
     est = ppi_mean([y for y, _ in pairs], [f for _, f in pairs], cheap_all)
     return PassEstimate(
         _rate(est.ppi.estimate), _rate(est.ppi.low), _rate(est.ppi.high), len(pairs), len(cheap_all)

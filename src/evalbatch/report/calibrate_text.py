@@ -24,6 +24,10 @@ def _ci(bounds: list[float] | None, percent: bool = False) -> str:
     return f"[{lo * 100:+.1f}, {hi * 100:+.1f}]" if percent else f"[{lo:.3f}, {hi:.3f}]"
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
 def _sample_line(sample: dict[str, object], what: str) -> str:
     line = f"sample: {sample['size']:,} of {sample['population']:,} {what}"
     if sample.get("whole"):
@@ -117,26 +121,27 @@ def render_generate_calibration(cal: GenerateCalibration) -> Group:
             f"(candidate - current) above -{cal.margin * 100:g}pp, paired per case"
         ),
     ]
-    table = Table(title="Per route (n: sampled cases; now: the current model on them)")
-    for col in ("route", "model", "n", "now", "cand.", "diff", "bound", "verdict", "cost/run"):
+    table = Table(
+        title="Per route (n: cases, then sampled; pass rates: the current model -> the candidate)",
+        title_justify="left",
+    )
+    for col in ("route", "model", "n", "pass rates", "diff", "bound", "verdict", "cost/run"):
         table.add_column(
             col,
             justify="left" if col in ("route", "model", "verdict") else "right",
-            no_wrap=col in ("route", "model", "verdict"),
+            no_wrap=col in ("route", "model", "verdict", "pass rates"),
         )
     for route in cal.routes:
         table.add_row(
-            route.route, route.model_id, f"{route.cases:,}", "", "", "", "", "current",
-            usd(route.cost_usd),
-        )  # fmt: skip
+            route.route, route.model, f"{route.cases:,}", "", "", "", "current", usd(route.cost_usd)
+        )
         for c in route.candidates:
             verdict = c.verdict + (f" (n≈{c.decide_at:,})" if c.decide_at else "")
             table.add_row(
                 "",
                 c.model,
                 f"{c.n:,}",
-                pct(c.current_rate),
-                pct(c.candidate_rate),
+                f"{_rate(c.current_rate)} -> {_rate(c.candidate_rate)}",
                 _pp(c.diff),
                 _pp(c.lower_bound),
                 verdict,
@@ -149,7 +154,7 @@ def render_generate_calibration(cal: GenerateCalibration) -> Group:
         )
     for route in cal.routes:
         if route.recommended != route.model_id:
-            parts.append(Text(f"{route.route}: {route.model_id} -> {route.recommended}"))
+            parts.append(Text(f"{route.route}: {route.model} -> {route.recommended}"))
     change = cal.change_per_run
     parts.append(
         Text(
