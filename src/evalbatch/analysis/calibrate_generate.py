@@ -10,7 +10,7 @@ one counts), and the `routing:` block that adopts them, with the projected cost 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import yaml
@@ -91,10 +91,15 @@ def generate_calibration(
     alpha: float = 0.05,
     per_month: int = 30,
 ) -> GenerateCalibration:
-    suite = Suite.model_validate_json(store.runs.get(record.run_id).suite_json)
+    source = store.runs.get(record.run_id)
+    suite = Suite.model_validate_json(source.suite_json)
     now_passes = store.calibrations.case_passes(record.run_id)
+    # A regrade paid nothing for its generations: their cost is the run they came from.
+    paid = (source.manifest.get("generations_from") or {}).get("run")
+    costs = {r.case_id: r.cost for r in store.calibrations.routes(paid)} if paid else {}
     routes: dict[str, list[GenerationRoute]] = {}
     for r in store.calibrations.routes(record.run_id):
+        r = replace(r, cost=costs.get(r.case_id, r.cost))
         routes.setdefault(r.route, []).append(r)
     tried = {
         name: (store.calibrations.case_passes(run), store.calibrations.routes(run))
