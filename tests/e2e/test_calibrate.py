@@ -127,18 +127,6 @@ def test_the_text_report_prints_the_snippet_that_adopts_it(world: World):
     assert "sample: 2,000 of 2,000 cases" in out and "the whole run" in out
 
 
-def test_a_smaller_sample_says_how_many_more_would_decide(world: World):
-    result = _calibrate(world, "--sample", "300", "--min-kappa", "0.93", "--json")
-    assert result.code == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["sample"] == 300
-    strata = data["sample_detail"]["strata"]
-    assert sum(chosen for chosen, _ in strata.values()) == 300 and len(strata) == 6  # 2 x 3 routes
-    haiku = _by_model(data)["haiku"]
-    if haiku["verdict"] == "inconclusive":
-        assert haiku["decide_at"] > 300 and "more paired verdicts" in haiku["reason"]
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
