@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..store.calibration_records import CalibrationRecord, GenerationRoute
 from ..store.db import Store
-from ..store.records import CalibrationRecord, GenerationRoute
 from ..suite.schema import Suite
 from .stats import compare_pass_fail
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..store.calibration_records import CalibrationRecord
 from ..store.db import Store
-from ..store.records import CalibrationRecord
 from ..suite.schema import Suite
 from .agreement import Confusion, cohen_kappa, score_agreement
 from .stats import compare_pass_fail

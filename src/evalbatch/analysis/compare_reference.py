@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..store.calibration_records import ReferenceRow
 from ..store.db import Store
-from ..store.records import ReferenceRow, RunRecord, ScoreRecord
+from ..store.records import RunRecord, ScoreRecord
 from .ppi import p_value_zero, ppi_mean
 from .reference import by_grader, decided
 

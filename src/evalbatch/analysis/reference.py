@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..store.calibration_records import GraderCost, ReferenceRow
 from ..store.db import Store
-from ..store.records import GraderCost, ReferenceRow, RunRecord, ScoreRecord
+from ..store.records import RunRecord, ScoreRecord
 
 if TYPE_CHECKING:  # the statistics load scipy: only for runs that have a reference
     from .ppi import PpiEstimate

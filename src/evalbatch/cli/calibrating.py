@@ -14,8 +14,8 @@ from .console import RichProgress, err, out
 
 if TYPE_CHECKING:
     from ..records import Mode
+    from ..store.calibration_records import CalibrationRecord
     from ..store.db import Store
-    from ..store.records import CalibrationRecord
 
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="batch (default) | sync.")]
 DetachOpt = Annotated[

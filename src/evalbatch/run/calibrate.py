@@ -29,8 +29,9 @@ from ..plan.requests import plan_generate
 from ..plan.routing import Router
 from ..plan.sampling import Sample, stratified_sample
 from ..records import Case, Mode, Usage
+from ..store.calibration_records import CalibrationRecord
 from ..store.db import Store
-from ..store.records import CalibrationRecord, NewRun, RunRecord
+from ..store.records import NewRun, RunRecord
 from ..suite.grade_overrides import on_model
 from ..suite.load import replace_grade
 from ..suite.manifest import build_manifest, manifest_hash

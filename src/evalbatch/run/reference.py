@@ -10,8 +10,9 @@ from ..catalog import load_catalog
 from ..graders.base import Grader
 from ..graders.reference import ReferenceGrader, reference_graders
 from ..records import GRADE, Case, Score
+from ..store.calibration_records import ReferenceRow
 from ..store.db import Store
-from ..store.records import ReferenceRow, StepResult
+from ..store.records import StepResult
 
 _PAGE = 1000
 

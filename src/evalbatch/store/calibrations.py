@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 
 from ..records import GENERATE
 from . import schema
-from .records import CalibrationRecord, GenerationRoute
+from .calibration_records import CalibrationRecord, GenerationRoute
 from .reports import case_pass_subquery
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, and_, delete, func, select
 
 from ..records import GRADE
 from . import schema
-from .records import GraderCost, ReferenceRow
+from .calibration_records import GraderCost, ReferenceRow
 
 
 class References:
