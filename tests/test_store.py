@@ -17,15 +17,40 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
     assert set(cols) == {
         "_migrations",
         "batches",
+        "calibrations",
         "cases",
         "leases",
         "prefixes",
+        "reference_scores",
         "requests",
         "results",
         "runs",
         "scores",
         "steps",
+        "sweeps",
     }
+    assert cols["reference_scores"] == [
+        "run_id",
+        "case_idx",
+        "epoch",
+        "grader",
+        "case_id",
+        "model",
+        "passed",
+        "value",
+        "explanation",
+        "error",
+    ]
+    assert cols["calibrations"] == [
+        "id",
+        "run_id",
+        "step",
+        "key",
+        "created_at",
+        "settings",
+        "sample",
+        "runs",
+    ]
     assert {
         "cost_usd",
         "sync_cost_usd",
@@ -37,6 +62,19 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
         "route",
     } <= set(cols["results"])
     assert "provider_batch_id" in cols["batches"]
+    assert cols["sweeps"] == [
+        "id",
+        "suite_name",
+        "suite_path",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "status",
+        "mode",
+        "spec",
+        "error",
+    ]
+    assert {"sweep_id", "variant"} <= set(cols["runs"]) and "sweep_id" in cols["batches"]
 
 
 def test_store_uses_wal(tmp_path) -> None:

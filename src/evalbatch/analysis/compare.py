@@ -8,7 +8,7 @@ paired bootstrap; with several graders the p-values are adjusted (Benjamini-Hoch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
@@ -16,6 +16,7 @@ from ..records import Case
 from ..store.db import Store
 from ..store.records import RunRecord, ScoreRecord
 from ..suite.schema import Suite
+from .compare_reference import ReferenceDiff, reference_diffs
 from .manifest_diff import ManifestChange, diff_manifests
 from .stats import (
     PassFailComparison,
@@ -55,6 +56,9 @@ class GraderComparison(PassFailComparison):
     excluded_errors: int = 0
     verdict: Verdict = "no significant change"
     numeric: dict[str, Any] | None = None
+    # A reference-sampled grader in both runs: the rates, diff, interval and p are the PPI
+    # estimates of the reference's verdicts (compare_reference.py); ``cheap`` keeps the grader's.
+    reference: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class _Side:
             "manifest_hash": r.manifest_hash,
             "created_at": r.created_at,
             "epochs": self.epochs,
+            "generations_from": (r.manifest.get("generations_from") or {}).get("run"),
         }
 
     def graders(self) -> dict[str, str]:
@@ -168,6 +173,9 @@ def compare_runs(
         )
     epochs = min(base.epochs, new.epochs)
     tallies = [_tally(base, new, name, common, epochs) for name in shared]
+    scores = (base.scores, new.scores)
+    refs = reference_diffs(store, base.record, new.record, scores, shared, common, epochs)
+    tallies = [with_reference(t, refs.get(t.name)) for t in tallies]
     p_values = [t.stats.p_value for t in tallies]
     adjusted = len(tallies) > 1
     q_values = benjamini_hochberg(p_values) if adjusted else p_values
@@ -206,6 +214,27 @@ class _Tally:
     errors: int
     moved: list[tuple[str, int, ScoreRecord, ScoreRecord]]
     flaky: list[FlakyCase]
+    reference: dict[str, Any] | None = None
+
+
+def with_reference(tally: _Tally, ref: ReferenceDiff | None) -> _Tally:
+    """The tally with the reference's estimated rates in place of the grader's own."""
+    if ref is None:
+        return tally
+    own = {
+        k: getattr(tally.stats, k)
+        for k in ("base_rate", "new_rate", "diff", "ci_low", "ci_high", "p_value")
+    }
+    stats = replace(
+        tally.stats,
+        base_rate=ref.base_rate,
+        new_rate=ref.new_rate,
+        diff=ref.diff,
+        ci_low=ref.ci_low,
+        ci_high=ref.ci_high,
+        p_value=ref.p_value,
+    )
+    return replace(tally, stats=stats, reference={**ref.detail(), "grader": own})
 
 
 def _tally(base: _Side, new: _Side, name: str, common: Sequence[str], epochs: int) -> _Tally:
@@ -257,6 +286,7 @@ def _grader_comparison(
         excluded_errors=tally.errors,
         verdict=verdict(tally.stats.diff, q_value, alpha=alpha, min_effect=min_effect),
         numeric=tally.numeric,
+        reference=tally.reference,
     )
 
 

@@ -24,6 +24,7 @@ from ..store.records import (
     WarmRequest,
 )
 from ..suite.schema import Suite
+from .reference import PassEstimate, ReferenceLine, reference_lines
 
 TOTAL_KEYS = ("cost", "sync_cost", "nocache_cost", "norouting_cost", "naive_cost")
 
@@ -40,6 +41,7 @@ class RunInfo:
     cases: int
     error: str | None
     options: dict[str, Any]
+    generations_from: str | None = None  # a regrade: the run whose outputs it graded
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class MinPassRate:
     min_pass_rate: float
     pass_rate: float
     failed: bool
+    estimated: bool = False  # the pass rate is the reference-sampled (PPI) estimate
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class RunSummary:
     prefixes: list[PrefixLine] = field(default_factory=list)
     warming: Warming | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. code graded without isolation
+    references: list[ReferenceLine] = field(default_factory=list)
+    reference_pass: PassEstimate | None = None  # the pass rate, reference-estimated (PPI)
 
     @property
     def pass_rate(self) -> float | None:
@@ -145,12 +150,16 @@ def summarize(store: Store, run_id: str, catalog: Catalog | None = None) -> RunS
         cases=record.case_count,
         error=record.error,
         options={k: v for k, v in record.options.items() if k != "api_key"},
+        generations_from=(record.manifest.get("generations_from") or {}).get("run"),
     )
+    references, reference_pass = reference_lines(store, record)
     min_rate = suite.gate.min_pass_rate
     gate = None
     if min_rate is not None and record.status == "done":
         rate = passed / scored if scored else 0.0
-        gate = MinPassRate(min_rate, rate, rate < min_rate)
+        if reference_pass is not None:  # what the reference graders would have said
+            rate = reference_pass.estimate
+        gate = MinPassRate(min_rate, rate, rate < min_rate, reference_pass is not None)
     return RunSummary(
         run=info,
         graders=graders,
@@ -166,7 +175,10 @@ def summarize(store: Store, run_id: str, catalog: Catalog | None = None) -> RunS
             for line in store.reports.prefix_lines(run_id)
         ],
         warming=_warming(*store.reports.warm_requests(run_id), catalog),
-        warnings=manifest_warnings(record.manifest.get("graders", [])),
+        warnings=manifest_warnings(record.manifest.get("graders", []))
+        + [line.warning for line in references if line.warning],
+        references=references,
+        reference_pass=reference_pass,
     )
 
 

@@ -23,8 +23,13 @@ def plan(
     mode: Annotated[str | None, typer.Option("--mode", help="batch | sync.")] = None,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override a suite key.")] = None,
     per_month: Annotated[
-        int, typer.Option("--per-month", help="Runs per month, for the monthly figures.")
-    ] = 30,
+        int | None,
+        typer.Option(
+            "--per-month",
+            help="Runs per month, for the monthly figures (default: the suite's "
+            "runs_per_month, else 30).",
+        ),
+    ] = None,
     count_tokens: Annotated[
         str, typer.Option("--count-tokens", help="local | api (needs a key; exact token counts).")
     ] = "local",
@@ -56,6 +61,7 @@ def plan(
 
         counter = open_provider().count_tokens
     store = store_at(db)
+    per_month = per_month or base.suite.runs_per_month or 30
     model_list = [m.strip() for m in (models or "").split(",") if m.strip()]
     if base.suite.sweep is None and not model_list and not matrix:
         projection = project(base, store, count_tokens=counter)

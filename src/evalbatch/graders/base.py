@@ -61,6 +61,10 @@ class ModelGrader(Grader):
     model: str  # alias, snapshot id, or "route"
     max_tokens: int
 
+    def selects(self, case: Case) -> bool:
+        """Whether this grader grades ``case`` (a reference grader grades only its sample)."""
+        return True
+
     @abstractmethod
     def build_request(
         self, output: str, case: Case, model_id: str, cache_ttl: str | None

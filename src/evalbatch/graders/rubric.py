@@ -14,6 +14,7 @@ from typing import Any
 from ..records import Case, Score
 from ..userfiles import INCLUDE, read_user_text
 from .base import ModelGrader
+from .reference import parse_reference
 
 _OPS = {
     ">=": operator.ge,
@@ -78,7 +79,7 @@ class RubricGrader(ModelGrader):
 
     def __init__(self, name: str, params: Any, base_dir: Path) -> None:
         super().__init__(name, params, base_dir)
-        allowed = {"model", "rubric", "pass", "scale", "max_tokens"}
+        allowed = {"model", "rubric", "pass", "scale", "max_tokens", "reference"}
         if not isinstance(params, dict) or "rubric" not in params:
             raise ValueError("rubric needs {model, rubric, pass}")
         unknown = sorted(set(params) - allowed)
@@ -104,9 +105,10 @@ class RubricGrader(ModelGrader):
         self._op, self._bound = _OPS[match.group(1)], float(match.group(2))
         self.max_tokens = int(params.get("max_tokens", 512))
         self.instructions = INSTRUCTIONS.format(low=self.low, high=self.high) + self.rubric
+        self.reference = parse_reference(params["reference"]) if "reference" in params else None
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "model": self.model,
             "rubric": self.rubric,
             "pass": self.pass_expr,
@@ -114,6 +116,9 @@ class RubricGrader(ModelGrader):
             "max_tokens": self.max_tokens,
             "instructions_sha256": hashlib.sha256(self.instructions.encode()).hexdigest(),
         }
+        if self.reference is not None:  # only when set: older manifests keep their hash
+            entry["reference"] = self.reference.manifest()
+        return entry
 
     def _system(self, cache_ttl: str | None) -> list[dict[str, Any]]:
         block: dict[str, Any] = {"type": "text", "text": self.instructions}

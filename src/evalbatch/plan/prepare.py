@@ -9,6 +9,7 @@ from pathlib import Path
 from ..catalog import Catalog, load_catalog
 from ..graders import build_grader
 from ..graders.base import Grader, ModelGrader
+from ..graders.reference import with_references
 from ..records import Mode
 from ..suite.cases import scan_cases
 from ..suite.load import load_suite
@@ -34,7 +35,8 @@ class Prepared:
         return cache_ttl(self.suite.mode, self.suite.cache)
 
     def model_graders(self) -> list[ModelGrader]:
-        return [g for g in self.graders if isinstance(g, ModelGrader)]
+        """What the grade step plans requests for, reference graders included."""
+        return with_references(self.graders)
 
     def grade_routers(self) -> dict[str, Router]:
         return {
@@ -57,9 +59,8 @@ def prepare(
     scan = scan_cases(suite, graders)
     router = Router(suite.generate.model, suite.routing, catalog)
     models = set(router.models())
-    for grader in graders:
-        if isinstance(grader, ModelGrader):
-            models.update(Router(grader.model, suite.routing, catalog).models())
+    for grader in with_references(graders):
+        models.update(Router(grader.model, suite.routing, catalog).models())
     strongest = catalog.strongest(sorted(models))
     manifest = build_manifest(suite, graders, scan.count, scan.content_sha256, catalog)
     return Prepared(

@@ -255,7 +255,7 @@ def project(
             usage = cache.usage(params, input_total, output_tokens, batch_item=batch)
             add(lines, req.step, req.model, usage, batch)
 
-    model_graders = [g for g in prepared.graders if isinstance(g, ModelGrader)]
+    model_graders = prepared.model_graders()
     generated: list[GeneratedCase] = []
     for req, case in _generate_requests(prepared):
         found = previous.get(("generate", req.case_id, req.epoch, None))

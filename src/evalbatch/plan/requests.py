@@ -88,6 +88,8 @@ def plan_grade(
     prefixes: dict[str, Prefix] = {}
     for case_idx, case, epoch, output in generated:
         for grader in graders:
+            if not grader.selects(case):
+                continue
             kwargs: dict[str, Any] = {}
             if grader.kind == "pairwise":
                 baseline = baseline_output(grader.name, case.id, epoch) if baseline_output else None

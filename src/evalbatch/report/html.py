@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..analysis.summary import TOTAL_KEYS, RunReport
-from .wording import headline, numeric_lines, pct, usd
+from .wording import headline, numeric_lines, pct, reference_compare_lines, reference_lines, usd
 
 if TYPE_CHECKING:  # annotations only: the viewer draws charts without loading scipy
     from ..analysis.compare import Comparison
@@ -60,10 +60,14 @@ def render_html(report: RunReport) -> str:
         cost_chart=line_chart([(h.id, h.cost_usd) for h in done], fmt=usd),
         cost_bars=bar_chart(costs),
         totals={k: summary.total(k) for k in TOTAL_KEYS},
+        references=reference_lines(summary),
     )
 
 
 def render_comparison_html(cmp: Comparison) -> str:
     return _ENV.get_template("compare.html.j2").render(
-        cmp=cmp, verdict=cmp.verdict, verdict_line=cmp.verdict_line(), numeric=numeric_lines(cmp)
+        cmp=cmp,
+        verdict=cmp.verdict,
+        verdict_line=cmp.verdict_line(),
+        numeric=reference_compare_lines(cmp) + numeric_lines(cmp),
     )

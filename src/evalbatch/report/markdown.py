@@ -9,7 +9,18 @@ from collections.abc import Iterable
 from ..analysis.compare import Comparison
 from ..analysis.summary import RunSummary
 from ..store.records import CaseRow
-from .wording import MAX_CASES, headline, numeric_lines, p_value, pct, scope_notes, usd
+from .wording import (
+    MAX_CASES,
+    gate_rate,
+    headline,
+    numeric_lines,
+    p_value,
+    pct,
+    reference_compare_lines,
+    reference_lines,
+    scope_notes,
+    usd,
+)
 
 MAX_FAILURES = 10
 
@@ -41,6 +52,8 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
         "",
         f"**{headline(summary)}** · run `{run.id}` · mode {run.mode} · "
         f"manifest `{run.manifest_hash[:12]}` · {run.cases} cases",
+        *[f"\n> generations from `{run.generations_from}` (not billed)"]
+        * bool(run.generations_from),
         *[f"\n> **warning:** {w}" for w in summary.warnings],
         "",
         "| grader | type | pass rate | passed | failed | errors |",
@@ -51,6 +64,7 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
             f"| {_cell(g.name)} | {g.type} | {pct(g.pass_rate)} | {g.passed} | {g.failed} | "
             f"{g.errors} |"
         )
+    lines += [f"\n> {line}" for line in reference_lines(summary)]
     lines += [
         "",
         "| step | model | mode | requests | cache read | cost | sync-rate |",
@@ -76,7 +90,7 @@ def render_markdown(summary: RunSummary, rows: Iterable[CaseRow]) -> str:
         state = "failed" if summary.gate_failed else "passed"
         lines += [
             "",
-            f"Gate: pass rate {pct(summary.gate.pass_rate)} vs minimum "
+            f"Gate: pass rate {gate_rate(summary)} vs minimum "
             f"{pct(summary.gate.min_pass_rate)}: **{state}**",
         ]
     failing = [row for row in rows if row.status != "pass"]
@@ -117,7 +131,7 @@ def render_comparison_markdown(cmp: Comparison) -> str:
             f"{g.diff * 100:+.1f}pp | [{g.ci_low * 100:+.1f}, {g.ci_high * 100:+.1f}] | "
             f"{g.fixed} | {g.regressed} | {p_value(g.p_adjusted)} | {g.verdict} |"
         )
-    numeric = numeric_lines(cmp)
+    numeric = reference_compare_lines(cmp) + numeric_lines(cmp)
     if numeric:
         lines += [""] + [f"- {line}" for line in numeric]
     if cmp.changes:

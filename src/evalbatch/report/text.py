@@ -10,7 +10,18 @@ from rich.text import Text
 
 from ..analysis.compare import Comparison
 from ..analysis.summary import RunSummary
-from .wording import MAX_CASES, headline, numeric_lines, p_value, pct, scope_notes, usd
+from .wording import (
+    MAX_CASES,
+    gate_rate,
+    headline,
+    numeric_lines,
+    p_value,
+    pct,
+    reference_compare_lines,
+    reference_lines,
+    scope_notes,
+    usd,
+)
 
 
 def render_text(summary: RunSummary) -> Group:
@@ -22,10 +33,15 @@ def render_text(summary: RunSummary) -> Group:
             f"  manifest {run.manifest_hash[:12]}  cases {run.cases}"
         ),
     ]
+    if run.generations_from:
+        parts.append(
+            Text(f"generations from {run.generations_from} (reused: not sent again, not billed)")
+        )
     if run.error:
         parts.append(Text(f"needs attention: {run.error}", style="bold red"))
     parts.extend(Text(f"warning: {w}", style="bold yellow") for w in summary.warnings)
     parts.append(_scoreboard(summary))
+    parts.extend(Text(line) for line in reference_lines(summary))
     parts.append(_costs(summary))
     if summary.routed:
         parts.append(_routes(summary))
@@ -52,7 +68,7 @@ def render_text(summary: RunSummary) -> Group:
         ok = not summary.gate_failed
         parts.append(
             Text(
-                f"gate: pass rate {pct(summary.gate.pass_rate)} "
+                f"gate: pass rate {gate_rate(summary)} "
                 f"{'>=' if ok else '<'} {pct(summary.gate.min_pass_rate)}: "
                 f"{'passed' if ok else 'FAILED'}",
                 style="green" if ok else "bold red",
@@ -206,6 +222,7 @@ def render_comparison_text(cmp: Comparison) -> Group:
             g.verdict,
         )
     parts.append(table)
+    parts.extend(Text(line) for line in reference_compare_lines(cmp))
     parts.extend(Text(line) for line in numeric_lines(cmp))
     regressed = [c for c in cmp.cases if c.change == "regressed"]
     for d in regressed[:MAX_CASES]:

@@ -14,7 +14,8 @@ from typing import Any
 from ..catalog import Catalog, load_catalog
 from ..errors import ProviderError, RunNeedsAttention
 from ..graders import build_grader
-from ..graders.base import Grader, ModelGrader
+from ..graders.base import Grader
+from ..graders.reference import with_references
 from ..graders.rubric import PairwiseGrader
 from ..plan.caching import cache_ttl
 from ..plan.requests import GeneratedCase, plan_grade
@@ -29,6 +30,7 @@ from .budget import Budget
 from .drive import Until, drive
 from .ingest import IngestContext
 from .progress import NullProgress, Progress
+from .reference import score_references
 from .scope import BatchScope
 from .scoring import score_run
 from .sync import SyncPath
@@ -146,6 +148,7 @@ class Runner:
                 for warning in (w for g in self.graders for w in g.warnings()):
                     self.progress.status(f"warning: {warning}")
                 score_run(self.store, self.run_id, self.graders, self.suite.epochs)
+                score_references(self.store, self.run_id, self.graders, self.suite.epochs)
                 status = "done"
                 self.store.runs.set_status(self.run_id, status)
         except RunNeedsAttention as exc:
@@ -290,7 +293,7 @@ class Runner:
         )
 
     def _finish_generate(self) -> RunStatus:
-        model_graders = [g for g in self.graders if isinstance(g, ModelGrader)]
+        model_graders = with_references(self.graders)
         routers = {g.name: Router(g.model, self.suite.routing, self.catalog) for g in model_graders}
         planned = plan_grade(model_graders, routers, self._generated(), self._baseline_lookup())
         status: RunStatus = GRADE if model_graders else "score"

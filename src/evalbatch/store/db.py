@@ -19,9 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import StoreError
 from .batches import Batches
 from .browse import Browse
+from .calibrations import Calibrations
 from .history import History
 from .leases import Leases
 from .migrations import apply_migrations, check_migrated
+from .references import References
+from .regrades import Regrades
 from .reports import Reports
 from .requests import Requests
 from .results import Results
@@ -67,6 +70,9 @@ class Store:
         self.history = History(engine)
         self.sweeps = Sweeps(engine)
         self.browse = Browse(engine)
+        self.regrades = Regrades(engine)
+        self.references = References(engine)
+        self.calibrations = Calibrations(engine)
 
     @property
     def dialect(self) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select, 
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
-from . import m001_schema
+from . import m001_schema, m005_schema
 
 _meta = MetaData()
 _migrations_table = Table(
@@ -64,11 +64,23 @@ def m004_sweeps(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_batches_sweep ON batches (sweep_id, status)"))
 
 
+def m005_reference_scores(conn: Connection) -> None:
+    """The reference grader's verdicts on its sample (reference-sampled grading)."""
+    m005_schema.reference_scores.create(conn)
+
+
+def m006_calibrations(conn: Connection) -> None:
+    """What a calibration ran (its sample, settings and runs), so its report can be rebuilt."""
+    m005_schema.calibrations.create(conn)  # with its index
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_lease_acquired_at,
     m003_view_indexes,
     m004_sweeps,
+    m005_reference_scores,
+    m006_calibrations,
 ]
 
 

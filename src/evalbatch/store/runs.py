@@ -56,6 +56,12 @@ def insert_run(
 ) -> None:
     """A run, its cases and its generate requests, inside the caller's transaction."""
     now = time.time()
+    insert_run_row(conn, run, now)
+    _insert_cases(conn, run, cases, planned, now)
+
+
+def insert_run_row(conn: Connection, run: NewRun, now: float) -> None:
+    """The run's row, in the generate step (inside the caller's transaction)."""
     conn.execute(
         schema.runs.insert().values(
             id=run.id,
@@ -74,6 +80,15 @@ def insert_run(
             variant=run.variant,
         )
     )
+
+
+def _insert_cases(
+    conn: Connection,
+    run: NewRun,
+    cases: Iterable[tuple[int, str, str]],
+    planned: Iterable[PlannedRequest],
+    now: float,
+) -> None:
     rows: list[dict[str, Any]] = []
     for idx, case_id, data in cases:
         rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})

@@ -212,3 +212,34 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
     Column("acquired_at", Float),  # m002
 )
+
+# m004: the reference grader's verdicts on its sample (reference-sampled grading).
+reference_scores = Table(
+    "reference_scores",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("case_idx", Integer, primary_key=True),
+    Column("epoch", Integer, primary_key=True),
+    Column("grader", String(100), primary_key=True),  # the graded grader's name ("rubric")
+    Column("case_id", Text, nullable=False),
+    Column("model", String(100), nullable=False),  # the reference model's id
+    Column("passed", Boolean),
+    Column("value", Float),
+    Column("explanation", Text),
+    Column("error", Text),
+)
+
+# m005: what a calibration ran, so its report can be rebuilt (and the same one reused).
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("run_id", String(40), nullable=False),
+    Column("step", String(16), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("sample", Text, nullable=False),
+    Column("runs", Text, nullable=False),
+)
+Index("ix_calibrations_run", calibrations.c.run_id, calibrations.c.step, calibrations.c.key)

@@ -21,6 +21,7 @@ from .schema import (
     CASE_FORMATS,
     GENERATE_KEYS,
     TOP_KEYS,
+    GraderSpec,
     Suite,
 )
 
@@ -136,7 +137,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             target = target[part]
         if isinstance(target, list):
             raise SuiteError(f"--set {key}: name an entry of the list, then its key")
-        target[parts[-1]] = _override_value(value)
+        target[parts[-1]] = override_value(value)
     return raw
 
 
@@ -151,7 +152,7 @@ def _list_item(items: list[Any], part: str, key: str) -> Any:
     raise SuiteError(f"--set {key}: no entry {part!r} in the list")
 
 
-def _override_value(value: str) -> Any:
+def override_value(value: str) -> Any:
     """A --set value is read as YAML (numbers, booleans, lists); anything that is not valid
     YAML, such as `{{ input }}`, is the string itself."""
     if not value:
@@ -232,6 +233,21 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
     _check_models(suite, loc)
     _build_graders(suite, loc)
     return suite
+
+
+def replace_grade(suite: Suite, raw: Any, where: str, node: yaml.Node | None = None) -> Suite:
+    """``suite`` with its ``grade:`` list replaced by ``raw`` (the YAML form), validated as a
+    suite file's would be; errors name ``where`` (a flag, or a file: with its YAML ``node``,
+    the line)."""
+    loc = _Located(where, _line_map(node) if node is not None else {})
+    specs = _grade(raw or [], loc)
+    try:
+        new = suite.model_copy(update={"grade": [GraderSpec(**spec) for spec in specs]})
+    except ValidationError as exc:
+        raise _validation_error(exc, loc) from None
+    _check_models(new, loc)
+    _build_graders(new, loc)
+    return new
 
 
 def _validation_error(exc: ValidationError, loc: _Located) -> SuiteError:

@@ -26,6 +26,7 @@ TOP_KEYS = (
     "retries",
     "concurrency",
     "sweep",
+    "runs_per_month",
 )
 GENERATE_KEYS = ("system", "prompt", "max_tokens", "model", "stop_sequences")
 CASE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".yaml": "yaml", ".yml": "yaml"}
@@ -115,3 +116,4 @@ class Suite(_Model):
     retries: int = Field(2, ge=0, le=10)
     concurrency: int = Field(8, ge=1, le=512)
     sweep: SweepSpec | None = None
+    runs_per_month: int | None = Field(None, ge=1, le=100_000)  # the cadence, for savings
