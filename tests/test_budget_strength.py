@@ -19,7 +19,9 @@ from .lab import Lab, lab_in, write_suite
 
 # Four cases with the same text: every generation costs the same, so the generate step's spend
 # is one exact float whatever order the store sums it in.
-CASES = [{"id": f"c{i}", "input": "Name the capital of France.", "target": "Paris"} for i in range(4)]
+CASES = [
+    {"id": f"c{i}", "input": "Name the capital of France.", "target": "Paris"} for i in range(4)
+]
 RUBRIC = {"rubric": {"model": "haiku", "rubric": "Is the answer right?", "pass": ">= 4"}}
 
 

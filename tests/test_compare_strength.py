@@ -101,7 +101,12 @@ def test_one_grader_is_not_adjusted_and_the_same_change_regresses(
         (f"c{i}", "regressed", "ok", "no") for i in range(6)
     ]
     first = cmp.cases[0]
-    assert (first.epoch, first.grader, first.input, first.target) == (0, "contains", "question 0", "ok")
+    assert (first.epoch, first.grader, first.input, first.target) == (
+        0,
+        "contains",
+        "question 0",
+        "ok",
+    )
     assert cmp.to_dict()["verdict"] == "regressed"
     # the other way round it is an improvement, with the same cases marked fixed
     back = compare_runs(lab.store, new, base)
@@ -112,9 +117,7 @@ def test_one_grader_is_not_adjusted_and_the_same_change_regresses(
     assert compare_runs(lab.store, base, new, alpha=0.01).verdict == "no significant change"
 
 
-def test_the_gate_fails_on_a_regression_against_the_latest_run(
-    lab: Lab, answers: Answers
-) -> None:
+def test_the_gate_fails_on_a_regression_against_the_latest_run(lab: Lab, answers: Answers) -> None:
     base, new = _pair(lab, answers, range(6), [CONTAINS], gate={"no_regression": True})
     verdict = check_gate(lab.store, summarize(lab.store, new), None)
     assert verdict.failed
@@ -200,7 +203,11 @@ def test_flaky_cases_are_reported_apart_and_are_not_pairs(lab: Lab, answers: Ans
 
 def test_only_shared_cases_and_graders_are_compared(lab: Lab, answers: Answers) -> None:
     base = lab.run(write_suite(lab.root / "v1", CASES, grade=[CONTAINS, ANYTHING]))
-    changed = [*CASES[:6], {**CASES[6], "target": "other"}, {"id": "c9", "input": "x", "target": "ok"}]
+    changed = [
+        *CASES[:6],
+        {**CASES[6], "target": "other"},
+        {"id": "c9", "input": "x", "target": "ok"},
+    ]
     new = lab.run(write_suite(lab.root / "v2", changed, grade=[CONTAINS]))
     cmp = compare_runs(lab.store, base, new)
     assert (cmp.only_base, cmp.only_new, cmp.changed_cases) == (["c7"], ["c9"], ["c6"])
