@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,6 @@ def lab_in(tmp_path: Path, responder: Responder | str = "echo", **config: Any) -
     finally:
         store.close()
         sandbox.stop()
+
+
+open_lab = contextmanager(lab_in)  # `with open_lab(tmp_path, ...) as lab:` inside a test

@@ -1,0 +1,200 @@
+"""What a run's outcomes mean to the person reading its report, on real runs in process: what
+each result cost (and would have cost) by the price table, the headline, which cases passed
+(every grader, every epoch), how failed generations and grader errors show, and that a failure
+which is never a result (a retryable error, an expiry) is sent again and never stored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalbatch.analysis.summary import summarize
+from evalbatch.catalog import load_catalog
+from evalbatch.errors import RunNeedsAttention
+from evalbatch.report.wording import headline
+from evalbatch.sandbox.config import FaultConfig
+from evalbatch.sandbox.prompts import last_user_text
+
+from .lab import Lab, lab_in, open_lab, write_suite
+
+# c0-c3 easy (haiku), c4-c5 hard (sonnet). The answer decides the verdicts:
+# "ok" passes both graders, "no" fails both, "ok meh" passes contains but the rubric gives 2.
+ANSWERS = {0: "ok", 1: "no", 2: "ok meh", 3: "ok", 4: "ok", 5: "no"}
+CASES = [
+    {
+        "id": f"c{i}",
+        "input": f"question {i}",
+        "target": "ok",
+        "difficulty": "hard" if i >= 4 else "easy",
+    }
+    for i in ANSWERS
+]
+ROUTING = {"easy": "haiku", "hard": "sonnet", "default": "haiku"}
+GENERATE = {"prompt": "{{ input }}", "max_tokens": 64, "model": "route"}
+CONTAINS = {"contains": "{{ target }}"}
+RUBRIC = {"rubric": {"model": "haiku", "rubric": "Is it ok?", "pass": ">= 4"}}
+# per million tokens (data/pricing.toml): haiku 0.10 in / 0.50 out, sonnet 2.00 / 10.00
+RATES = {"claude-haiku-5-5": (0.10, 0.50), "claude-sonnet-5-5": (2.0, 10.0)}
+
+
+def respond(params: dict[str, Any]) -> str:
+    text = last_user_text(params)
+    if "<output>" in text:
+        score = 2 if ("meh" in text or "<output>\nno" in text) else 5
+        return json.dumps({"score": score, "reasoning": f"gave {score}"})
+    return ANSWERS[int(text.split()[-1])]
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from lab_in(tmp_path, respond)
+
+
+def _suite(lab: Lab, name: str = "s", **overrides: Any) -> Path:
+    settings: dict[str, Any] = {
+        "generate": GENERATE,
+        "routing": ROUTING,
+        "grade": [CONTAINS, RUBRIC],
+    }
+    return write_suite(lab.root / name, CASES, **{**settings, **overrides})
+
+
+def _usd(tokens_in: int, tokens_out: int, model: str) -> float:
+    rate_in, rate_out = RATES[model]
+    return (tokens_in * rate_in + tokens_out * rate_out) / 1e6
+
+
+def test_every_cost_line_is_the_price_table_applied_to_its_tokens(lab: Lab) -> None:
+    summary = summarize(lab.store, lab.run(_suite(lab)))
+    lines = {(c.step, c.model): c for c in summary.costs}
+    assert sorted(lines) == [
+        ("generate", "claude-haiku-5-5"),
+        ("generate", "claude-sonnet-5-5"),
+        ("grade", "claude-haiku-5-5"),
+    ]
+    assert [lines[k].requests for k in sorted(lines)] == [4, 2, 6]
+    for (_, model), line in lines.items():
+        assert line.mode == "batch"
+        assert line.input_tokens > 0 and line.output_tokens > 0
+        sync = _usd(line.input_tokens, line.output_tokens, model)
+        top = _usd(line.input_tokens, line.output_tokens, "claude-sonnet-5-5")  # the strongest
+        assert line.cost == pytest.approx(sync / 2, rel=1e-9)  # batch: half
+        assert line.sync_cost == pytest.approx(sync, rel=1e-9)
+        assert line.nocache_cost == pytest.approx(sync / 2, rel=1e-9)  # cache off: the same
+        assert line.norouting_cost == pytest.approx(top / 2, rel=1e-9)
+        assert line.naive_cost == pytest.approx(top, rel=1e-9)
+    cost = sum(line.cost for line in lines.values())
+    naive = sum(line.naive_cost for line in lines.values())
+    assert summary.total("cost") == pytest.approx(cost) and summary.total(
+        "naive_cost"
+    ) == pytest.approx(naive)
+    saved = round(100 * (1 - cost / naive))
+    assert 50 < saved < 100
+    assert headline(summary).endswith(f"saved {saved}%")
+    assert lab.store.results.spent(summary.run.id) == pytest.approx(cost)
+    totals = summary.to_dict()["totals"]
+    assert totals["cost"] == pytest.approx(cost) and totals["sync_cost"] == pytest.approx(2 * cost)
+
+
+def test_a_case_passes_only_when_every_grader_passed_it(lab: Lab) -> None:
+    summary = summarize(lab.store, lab.run(_suite(lab)))
+    graders = {g.name: g for g in summary.graders}
+    assert [g.name for g in summary.graders] == ["contains", "rubric"]  # the suite's order
+    assert (graders["contains"].passed, graders["contains"].failed, graders["contains"].errors) == (
+        4,
+        2,
+        0,
+    )
+    assert (graders["rubric"].passed, graders["rubric"].failed) == (3, 3)
+    assert graders["rubric"].mean_value == pytest.approx((5 + 2 + 2 + 5 + 5 + 2) / 6)
+    assert (summary.cases_scored, summary.cases_passed) == (6, 3)  # c0, c3, c4
+    assert summary.pass_rate == 0.5
+    assert summary.outcomes == {"generate": {"succeeded": 6}, "grade": {"succeeded": 6}}
+    rows = {row.case_id: row for row in lab.store.reports.case_rows(summary.run.id)}
+    assert rows["c2"].output == "ok meh"
+    assert [(s.grader, s.passed, s.value) for s in rows["c2"].scores] == [
+        ("contains", True, 1.0),
+        ("rubric", False, 2.0),
+    ]
+    assert rows["c4"].model == "claude-sonnet-5-5"
+
+
+def test_epochs_are_scored_apart(lab: Lab) -> None:
+    summary = summarize(lab.store, lab.run(_suite(lab, grade=[CONTAINS], epochs=2)))
+    assert (summary.cases_scored, summary.cases_passed) == (12, 8)
+    scores = lab.store.scores.of_run(summary.run.id)
+    assert sorted({epoch for _, epoch, _ in scores}) == [0, 1]
+    assert len(scores) == 12
+
+
+@pytest.fixture
+def unknown_to_the_provider(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """claude-test-0: in evalbatch's models and prices (EVALBATCH_MODELS / _PRICING), not in
+    the provider's (the sandbox read its catalog when it started)."""
+    models, pricing = tmp_path / "models.toml", tmp_path / "pricing.toml"
+    models.write_text(
+        '[models."claude-test-0"]\nstrength = 99\nmin_cache_tokens = 1024\nmax_output_tokens = 4096\n'
+    )
+    pricing.write_text('[models."claude-test-0"]\ninput = 1.0\noutput = 1.0\n')
+    monkeypatch.setenv("EVALBATCH_MODELS", str(models))
+    monkeypatch.setenv("EVALBATCH_PRICING", str(pricing))
+    load_catalog.cache_clear()
+    lab.catalog = load_catalog()
+    yield "claude-test-0"
+    monkeypatch.undo()
+    load_catalog.cache_clear()
+
+
+def test_a_generation_the_provider_refused_is_a_result_and_every_grader_errors(
+    lab: Lab, unknown_to_the_provider: str
+) -> None:
+    # the hard cases come back errored with invalid_request_error, which no retry can fix
+    routing = {**ROUTING, "hard": "claude-test-0"}
+    run_id = lab.run(_suite(lab, routing=routing))
+    summary = summarize(lab.store, run_id)
+    assert summary.run.status == "done"
+    assert summary.outcomes == {
+        "generate": {"succeeded": 4, "errored": 2},
+        "grade": {"succeeded": 4},  # nothing to grade for c4 and c5
+    }
+    assert lab.batches_created() == 2  # refused items are final: not sent again
+    refused = "invalid_request_error: model: 'claude-test-0' is not a known model"
+    generate_errors = [(e.case_id, e.kind, e.error) for e in summary.errors if e.step == "generate"]
+    assert generate_errors == [("c4", "errored", refused), ("c5", "errored", refused)]
+    score_errors = {(e.case_id, e.grader): e.error for e in summary.errors if e.step == "score"}
+    assert (
+        score_errors[("c4", "contains")]
+        == f"generation errored (invalid_request_error): {refused.split(': ', 1)[1]}"
+    )
+    assert score_errors[("c4", "rubric")] == score_errors[("c4", "contains")]
+    assert {g.name: g.errors for g in summary.graders} == {"contains": 2, "rubric": 2}
+    assert (summary.cases_scored, summary.cases_passed) == (6, 2)  # an error is not a pass
+    assert [c.model for c in summary.costs if c.step == "generate"] == [
+        "claude-haiku-5-5"
+    ]  # refused: not billed
+    rows = {row.case_id: row for row in lab.store.reports.case_rows(run_id)}
+    assert rows["c4"].output.startswith("[errored] model: 'claude-test-0'")
+
+
+@pytest.mark.parametrize("fault", ["errored", "expired"])
+def test_failures_that_are_never_results_are_sent_again_then_stop_for_a_person(
+    tmp_path: Path, fault: str
+) -> None:
+    with open_lab(tmp_path, respond, faults=FaultConfig(**{fault: 1.0})) as lab:
+        run_id = lab.create(_suite(lab, grade=[CONTAINS]), retries=1)
+        with pytest.raises(RunNeedsAttention) as stop:
+            lab.drive(run_id)
+        message = str(stop.value)
+        assert message.startswith("generate: 6 request(s) failed 2 times and are kept pending")
+        assert f"fix the cause, then: evalbatch collect {run_id}" in message
+        assert lab.batches_created() == 2  # the first try and one retry
+        summary = summarize(lab.store, run_id)
+        assert summary.outcomes == {"generate": {"pending": 6}}
+        assert summary.costs == [] and summary.errors == []  # nothing stored as a result
+        assert (summary.cases_scored, summary.gate) == (0, None)
