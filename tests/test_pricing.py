@@ -205,7 +205,12 @@ def test_other_batch_discounts_scale_every_bucket() -> None:
 def test_ledger_sums_counterfactuals_and_tokens_by_key() -> None:
     ledger = Ledger()
     adds = [
-        (("generate", "claude-haiku-5-5", "batch"), Usage(1_000, 200, 0, 3_000, 500), "haiku", True),
+        (
+            ("generate", "claude-haiku-5-5", "batch"),
+            Usage(1_000, 200, 0, 3_000, 500),
+            "haiku",
+            True,
+        ),
         (("grade", "claude-opus-5-5", "batch"), Usage(500, 50, 0, 0, 3_000), "opus", True),
         (("generate", "claude-haiku-5-5", "batch"), Usage(900, 250, 0, 0, 2_000), "haiku", True),
         (("grade", "claude-opus-5-5", "sync"), Usage(400, 40, 2_000, 0, 0), "opus", False),

@@ -108,6 +108,12 @@ def test_each_crashed_run_adopts_its_own_batch_not_another_runs_of_the_same_size
     assert lab.drive(run_id) == "done"
     assert _adopted(lab, run_id) == [own_batch]
     assert _outputs(lab, run_id) == [f"b question {i}" for i in range(4)]  # its own answers
+    (row,) = lab.store.batches.of_run(run_id, ("collected",))
+    assert (row.seq, row.step, row.provider, row.request_count) == (1, "generate", "anthropic", 4)
+    assert row.bytes > 0 and row.counts["succeeded"] == 4
+    assert row.submitted_at is not None and row.submitted_at >= row.created_at
+    assert row.ended_at is not None and row.expires_at is not None
+    assert row.expires_at > row.created_at + 3600  # the provider's 24 h window
     assert lab.drive(older) == "done"
     assert _adopted(lab, older) == [older_batch]
     assert _outputs(lab, older) == [f"a question {i}" for i in range(4)]
@@ -115,11 +121,12 @@ def test_each_crashed_run_adopts_its_own_batch_not_another_runs_of_the_same_size
 
 
 def test_an_intent_the_provider_never_saw_is_sent_again(lab: Lab) -> None:
-    run_id = lab.create(write_suite(lab.root / "s", _cases("s")))
+    # no retries: a try the provider never saw must be given back, or the run would stop
+    run_id = lab.create(write_suite(lab.root / "s", _cases("s")), retries=0)
     batch_id = lab.store.batches.record_intent(run_id, "generate", "anthropic", [], 0)
     lab.store.batches.abandon(batch_id)  # an empty intent is never adopted either
     # what a crash before the provider call leaves: an intent whose requests are queued on it
-    ids = lab.store.requests.pending_ids(run_id, "generate", 2)
+    ids = lab.store.requests.pending_ids(run_id, "generate", 0)
     lab.store.batches.record_intent(run_id, "generate", "anthropic", ids, 100)
     assert lab.drive(run_id) == "done"
     statuses = [b.status for b in lab.store.batches.of_run(run_id, ("abandoned", "collected"))]
@@ -185,7 +192,7 @@ def test_chunks_follow_the_providers_request_and_byte_limits(lab: Lab) -> None:
     assert BatchLimits.from_catalog(lab.catalog) == BatchLimits(3, 256_000_000)
     run_id = lab.run(write_suite(lab.root / "s", _cases("s", 8)))
     batches = lab.store.batches.of_run(run_id, ("collected",))
-    assert [b.request_count for b in batches] == [3, 3, 2]
+    assert [(b.seq, b.request_count) for b in batches] == [(1, 3), (2, 3), (3, 2)]
     assert lab.batches_created() == 3
 
     item = batches[-1].bytes // 2  # every request of these suites is this long in a batch file
