@@ -3,6 +3,8 @@ intervals, bootstrap + Wilcoxon on shifted scores, Benjamini-Hochberg against sc
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -232,3 +234,49 @@ def test_verdict(
     diff: float, p_value: float, alpha: float, min_effect: float, expected: str
 ) -> None:
     assert verdict(diff, p_value, alpha=alpha, min_effect=min_effect) == expected
+
+
+def test_the_interval_is_scipys_seeded_percentile_bootstrap_exactly() -> None:
+    """What docs/compare.md names: 10,000 resamples, percentile method, seed 0 by default."""
+    pairs = _shifted(n=60, shift=0.05, seed=8)
+    diffs = np.array([new - base for base, new in pairs])
+
+    def scipy_interval(confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
+        ci = sps.bootstrap(
+            (diffs,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        ).confidence_interval
+        return float(ci.low), float(ci.high)
+
+    result = compare_numeric(pairs)
+    assert (result.ci_low, result.ci_high) == scipy_interval(0.95, 10_000, 0)
+    narrower = compare_numeric(pairs, confidence=0.8, n_resamples=500, seed=7)
+    assert (narrower.ci_low, narrower.ci_high) == scipy_interval(0.8, 500, 7)
+    with warnings.catch_warnings():  # scipy's standard error of one resample: a warning only
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert compare_numeric(pairs, n_resamples=1).n == 60  # one resample is allowed
+
+
+def test_a_spread_of_exactly_one_is_resampled_and_a_single_pair_is_its_own_interval() -> None:
+    spread = compare_numeric([(1.0, 2.0), (1.0, 1.0), (2.0, 3.0), (3.0, 3.0)] * 5)
+    assert spread.ci_low < spread.mean_diff == 0.5 < spread.ci_high
+    single = compare_numeric([(1.0, 3.0)])
+    assert (single.n, single.mean_diff, single.ci_low, single.ci_high) == (1, 2.0, 2.0, 2.0)
+    unchanged = compare_numeric([(1.0, 1.0), (2.0, 2.0)])
+    assert (unchanged.p_value, unchanged.test) == (1.0, "none (every difference is zero)")
+
+
+def test_numeric_input_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError) as empty:
+        compare_numeric([])
+    assert str(empty.value) == "compare_numeric needs at least one (base, new) pair"
+    with pytest.raises(ValueError) as triples:
+        compare_numeric([(1.0, 2.0, 3.0), (1.0, 2.0, 3.0)])  # type: ignore[list-item]
+    assert str(triples.value) == "pairs must be (base_value, new_value) tuples, got shape (2, 3)"
+    with pytest.raises(ValueError) as resamples:
+        compare_numeric([(1.0, 2.0)], n_resamples=0)
+    assert str(resamples.value) == "n_resamples must be at least 1, got 0"
