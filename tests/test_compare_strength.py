@@ -34,16 +34,19 @@ class Answers:
         self.wrong: set[str] = set()
         self.flaky: set[str] = set()
         self.calls: Counter[str] = Counter()
+        self.garbled: set[str] = set()
 
     def __call__(self, params: dict[str, Any]) -> str:
         text = last_user_text(params)
+        if "<output>\ngarble" in text:  # a grader answer that is no verdict: a grader error
+            return "I cannot say."
         if "<output>" in text:  # the rubric grader: 5 for "ok", 2 otherwise
             score = 5 if "<output>\nok\n</output>" in text else 2
             return json.dumps({"score": score, "reasoning": f"scored {score}"})
         self.calls[text] += 1
         if text in self.wrong or (text in self.flaky and self.calls[text] % 2 == 0):
             return "no"
-        return "ok"
+        return "garble" if text in self.garbled else "ok"
 
 
 @pytest.fixture
@@ -223,3 +226,66 @@ def test_a_run_that_is_not_done_cannot_be_compared(lab: Lab) -> None:
     open_run = lab.create(write_suite(lab.root / "v2", CASES))
     with pytest.raises(InputError, match=f"run {open_run} is generate, not done"):
         compare_runs(lab.store, done, open_run)
+
+
+def test_each_side_is_described_as_compare_json_shows_it(lab: Lab, answers: Answers) -> None:
+    base, new = _pair(lab, answers, range(6), [CONTAINS], epochs=2)
+    cmp = compare_runs(lab.store, base, new)
+    record = lab.store.runs.get(new)
+    assert cmp.new == {
+        "id": new,
+        "suite": "lab",
+        "mode": "batch",
+        "status": "done",
+        "manifest_hash": record.manifest_hash,
+        "created_at": record.created_at,
+        "epochs": 2,
+    }
+    assert cmp.base["id"] == base and cmp.base["manifest_hash"] != record.manifest_hash
+
+
+def test_a_grader_error_on_either_side_leaves_the_case_out_and_is_counted(
+    lab: Lab, answers: Answers
+) -> None:
+    answers.garbled = {"v2 question 3"}  # the new run's rubric cannot judge c3
+    base, new = _pair(lab, answers, range(2), [RUBRIC])
+    (grader,) = compare_runs(lab.store, base, new).graders
+    assert (grader.excluded_errors, grader.n, grader.regressed, grader.both_pass) == (1, 7, 2, 5)
+    back = compare_runs(lab.store, new, base).graders[0]  # the error is on the base side now
+    assert (back.excluded_errors, back.n, back.fixed) == (1, 7, 2)
+
+
+def test_a_case_flaky_in_the_base_run_is_left_out_too(lab: Lab, answers: Answers) -> None:
+    answers.flaky = {"question 7"}  # the base run's prompt
+    base, new = _pair(lab, answers, range(1), [CONTAINS], epochs=2)
+    cmp = compare_runs(lab.store, base, new)
+    assert [(f.case_id, f.base_passed, f.new_passed) for f in cmp.flaky] == [("c7", "1/2", "2/2")]
+    assert cmp.graders[0].n == 7
+
+
+def test_an_explicit_baseline_is_compared_even_when_a_newer_run_exists(
+    lab: Lab, answers: Answers
+) -> None:
+    base, broken = _pair(lab, answers, range(6), [CONTAINS])
+    generate = {"prompt": "v2 {{ input }}", "max_tokens": 64, "model": "haiku"}
+    again = lab.run(write_suite(lab.root / "v3", CASES, grade=[CONTAINS], generate=generate))
+    against_base = check_gate(lab.store, summarize(lab.store, again), base)
+    assert (against_base.baseline, against_base.failed) == (base, True)
+    latest = check_gate(lab.store, summarize(lab.store, again), "latest")
+    assert (latest.baseline, latest.failed) == (broken, False)  # as broken as the last one
+
+
+def test_the_gate_uses_the_suites_alpha_and_min_effect(lab: Lab, answers: Answers) -> None:
+    strict = {"no_regression": True, "alpha": 0.01}
+    base, new = _pair(lab, answers, range(6), [CONTAINS], gate=strict)
+    verdict = check_gate(lab.store, summarize(lab.store, new), None)
+    assert not verdict.failed  # p = 0.031 is not below 0.01
+    assert verdict.lines == [
+        f"no significant change: {new} vs {base} on 8 common cases (alpha 0.01)"
+    ]
+    tolerant = {"no_regression": True, "min_effect": 0.8}
+    generate = {"prompt": "v2 {{ input }}", "max_tokens": 64, "model": "haiku"}
+    third = lab.run(
+        write_suite(lab.root / "v3", CASES, grade=[CONTAINS], gate=tolerant, generate=generate)
+    )
+    assert not check_gate(lab.store, summarize(lab.store, third), base).failed  # a 75% drop < 0.8

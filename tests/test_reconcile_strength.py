@@ -253,3 +253,30 @@ def test_cancel_stops_in_progress_batches_and_the_run_winds_down(slow_lab: Lab) 
     (batch,) = lab.store.batches.of_run(run_id, ("collected",))
     assert batch.counts["canceled"] == 4
     assert lab.store.reports.outcomes(run_id) == {"generate": {"canceled": 4}}
+
+
+def test_cancel_counts_every_batch_it_stopped_and_leaves_other_runs_alone(slow_lab: Lab) -> None:
+    lab = slow_lab
+    lab.catalog = dataclasses.replace(
+        lab.catalog, limits={"anthropic": {"batch_chunk_requests": 2}}
+    )
+    run_id = lab.create(write_suite(lab.root / "s", _cases("s")))
+    other = lab.create(write_suite(lab.root / "o", _cases("o")))
+    lab.drive(run_id, detach=True)
+    lab.drive(other, detach=True)
+    assert lab.runner(run_id).cancel() == ("canceling", 2)
+    assert [b.status for b in lab.store.batches.open(run_id)] == ["canceling", "canceling"]
+    assert [b.status for b in lab.store.batches.open(other)] == ["in_progress", "in_progress"]
+
+
+def test_a_batch_that_ended_before_the_cancel_reached_it_is_collected(lab: Lab) -> None:
+    run_id = lab.create(write_suite(lab.root / "s", _cases("s")))
+    lab.drive(run_id, detach=True)
+    (row,) = lab.store.batches.open(run_id)
+    assert row.provider_batch_id is not None
+    _ended(lab, row.provider_batch_id)  # the journal still says in_progress
+    assert lab.runner(run_id).cancel() == ("canceling", 0)  # nothing was left to cancel
+    (row,) = lab.store.batches.open(run_id)
+    assert row.status == "ended" and row.counts["succeeded"] == 4
+    assert lab.drive(run_id) == "canceled"
+    assert lab.store.reports.outcomes(run_id) == {"generate": {"succeeded": 4}}  # kept

@@ -4,13 +4,14 @@ form's derived figures, and scoring that pages through the cases and names what 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evalbatch.analysis.summary import summarize
+from evalbatch.analysis.summary import run_report, summarize
 from evalbatch.run import scoring
 
 from .lab import Lab, lab_in, open_lab, write_suite
@@ -160,3 +161,33 @@ def test_a_pairwise_case_missing_from_the_baseline_is_a_grader_error(lab: Lab) -
     errors = {e.case_id: e.error for e in summarize(lab.store, new).errors if e.step == "score"}
     assert errors["c2"] == "the baseline run has no output for this case"
     assert errors["c0"].startswith("unparseable verdict")  # the echo is no verdict: graded, though
+
+
+def test_two_requests_that_never_read_are_not_called_a_single_use(tmp_path: Path) -> None:
+    with open_lab(tmp_path, batch_cache_hit_rate=0.0) as lab:
+        run_id = lab.run(_suite(lab, "s", "sonnet", CASES[:2]))
+        (line,) = summarize(lab.store, run_id).prefixes
+        assert line.warning is not None and "never hit the cache across 2 requests" in line.warning
+        # a model whose minimum is exactly this prefix's size: the prefix is not below it
+        catalog = lab.catalog
+        info = catalog.models["claude-sonnet-5-5"]
+        at_minimum = dataclasses.replace(
+            catalog,
+            models={
+                **catalog.models,
+                "claude-sonnet-5-5": dataclasses.replace(info, min_cache_tokens=line.tokens),
+            },
+        )
+        (same,) = summarize(lab.store, run_id, at_minimum).prefixes
+        assert same.warning == line.warning
+
+
+def test_a_file_report_carries_the_summary_the_cases_and_the_suites_history(lab: Lab) -> None:
+    first = lab.run(write_suite(lab.root / "a", CASES))
+    lab.run(write_suite(lab.root / "b", CASES, name="another-suite"))
+    second = lab.run(write_suite(lab.root / "a", CASES))
+    report = run_report(lab.store, second)
+    assert report.summary.run.id == second
+    assert [row.case_id for row in report.rows] == ["c0", "c1", "c2"]
+    assert [r.id for r in report.history] == [first, second]  # this suite's runs, oldest first
+    assert [r.id for r in run_report(lab.store, second, history=1).history] == [second]
