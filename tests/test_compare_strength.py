@@ -116,7 +116,9 @@ def test_one_grader_is_not_adjusted_and_the_same_change_regresses(
     assert back.verdict == "improved"
     assert {d.change for d in back.cases} == {"fixed"}
     # --min-effect above the observed 6/8 drop: not a regression any more
-    assert compare_runs(lab.store, base, new, min_effect=0.8).verdict == "no significant change"
+    tolerant = compare_runs(lab.store, base, new, min_effect=0.8)
+    assert tolerant.verdict == "no significant change"
+    assert (tolerant.min_effect, tolerant.to_dict()["min_effect"]) == (0.8, 0.8)
     assert compare_runs(lab.store, base, new, alpha=0.01).verdict == "no significant change"
 
 
@@ -173,7 +175,7 @@ def test_min_pass_rate_fails_the_gate_below_and_passes_at_it(lab: Lab, answers: 
 
 
 def test_a_rubric_compares_its_scores_as_numbers_too(lab: Lab, answers: Answers) -> None:
-    base, new = _pair(lab, answers, range(6), [RUBRIC])
+    base, new = _pair(lab, answers, range(6), [RUBRIC], epochs=2)  # a mean over epochs
     (grader,) = compare_runs(lab.store, base, new).graders
     assert (grader.type, grader.regressed, grader.verdict) == ("rubric", 6, "regressed")
     numeric = grader.numeric
@@ -217,8 +219,46 @@ def test_only_shared_cases_and_graders_are_compared(lab: Lab, answers: Answers) 
     assert cmp.common_cases == 6
     assert [g.grader for g in cmp.graders] == ["contains"] and cmp.skipped_graders == ["regex"]
     assert not cmp.comparable and not cmp.adjusted
-    with pytest.raises(InputError, match="--strict: the runs differ"):
+    with pytest.raises(InputError) as strict:
         compare_runs(lab.store, base, new, strict=True)
+    assert str(strict.value) == (
+        "--strict: the runs differ in cases or graders (1 changed, 2 added/removed cases; "
+        "graders not shared: regex)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("new_cases", "new_grade", "why"),
+    [
+        (CASES, [CONTAINS], "a grader"),
+        ([*CASES[:7], {**CASES[7], "input": "changed"}], [CONTAINS, ANYTHING], "a changed case"),
+        (CASES[:7], [CONTAINS, ANYTHING], "a removed case"),
+    ],
+)
+def test_any_one_difference_makes_runs_not_comparable(
+    lab: Lab, new_cases: list[dict[str, Any]], new_grade: list[Any], why: str
+) -> None:
+    base = lab.run(write_suite(lab.root / "v1", CASES, grade=[CONTAINS, ANYTHING]))
+    same = lab.run(write_suite(lab.root / "v2", CASES, grade=[CONTAINS, ANYTHING]))
+    assert compare_runs(lab.store, base, same).comparable
+    assert compare_runs(lab.store, base, same, strict=True).comparable
+    new = lab.run(write_suite(lab.root / "v3", new_cases, grade=new_grade))
+    assert not compare_runs(lab.store, base, new).comparable, why
+    with pytest.raises(
+        InputError, match="graders not shared: " + ("regex" if why == "a grader" else "-")
+    ):
+        compare_runs(lab.store, base, new, strict=True)
+
+
+def test_a_grader_without_an_explanation_shows_an_empty_one(lab: Lab, answers: Answers) -> None:
+    for folder in ("v1", "v2"):
+        (lab.root / folder).mkdir(parents=True, exist_ok=True)
+        (lab.root / folder / "checks.py").write_text(
+            "def ok(output, case):\n    return output == 'ok'\n"
+        )
+    base, new = _pair(lab, answers, range(1), [{"python": "checks.py:ok"}])
+    (diff,) = compare_runs(lab.store, base, new).cases
+    assert (diff.case_id, diff.base_explanation, diff.new_explanation) == ("c0", "", "")
 
 
 def test_a_run_that_is_not_done_cannot_be_compared(lab: Lab) -> None:
@@ -256,11 +296,12 @@ def test_a_grader_error_on_either_side_leaves_the_case_out_and_is_counted(
 
 
 def test_a_case_flaky_in_the_base_run_is_left_out_too(lab: Lab, answers: Answers) -> None:
-    answers.flaky = {"question 7"}  # the base run's prompt
+    answers.flaky = {"question 3"}  # the base run's prompt
     base, new = _pair(lab, answers, range(1), [CONTAINS], epochs=2)
     cmp = compare_runs(lab.store, base, new)
-    assert [(f.case_id, f.base_passed, f.new_passed) for f in cmp.flaky] == [("c7", "1/2", "2/2")]
-    assert cmp.graders[0].n == 7
+    assert [(f.case_id, f.base_passed, f.new_passed) for f in cmp.flaky] == [("c3", "1/2", "2/2")]
+    (grader,) = cmp.graders
+    assert (grader.n, grader.regressed, grader.both_pass) == (7, 1, 6)  # c4-c7 still counted
 
 
 def test_an_explicit_baseline_is_compared_even_when_a_newer_run_exists(

@@ -198,3 +198,67 @@ def test_failures_that_are_never_results_are_sent_again_then_stop_for_a_person(
         assert summary.outcomes == {"generate": {"pending": 6}}
         assert summary.costs == [] and summary.errors == []  # nothing stored as a result
         assert (summary.cases_scored, summary.gate) == (0, None)
+
+
+def test_a_grading_request_the_provider_refused_is_a_grader_error_not_a_fail(
+    lab: Lab, unknown_to_the_provider: str
+) -> None:
+    rubric = {"rubric": {"model": unknown_to_the_provider, "rubric": "Is it ok?", "pass": ">= 4"}}
+    summary = summarize(lab.store, lab.run(_suite(lab, grade=[CONTAINS, rubric])))
+    assert summary.outcomes["grade"] == {"errored": 6}
+    errors = {(e.step, e.case_id): e.error for e in summary.errors}
+    assert errors[("score", "c0")] == (
+        "grading errored (invalid_request_error): model: 'claude-test-0' is not a known model"
+    )
+    assert {g.name: (g.passed, g.failed, g.errors) for g in summary.graders} == {
+        "contains": (4, 2, 0),
+        "rubric": (0, 0, 6),
+    }
+    assert summary.cases_passed == 0
+
+
+def test_an_empty_verdict_is_named_as_such(tmp_path: Path) -> None:
+    def silent_grader(params: dict[str, Any]) -> str:
+        return "" if "<output>" in last_user_text(params) else respond(params)
+
+    with open_lab(tmp_path, silent_grader) as lab:
+        summary = summarize(lab.store, lab.run(_suite(lab)))
+    errors = {e.error for e in summary.errors if e.step == "score"}
+    assert errors == {"unparseable verdict: ''"}
+
+
+def test_a_run_in_flight_has_no_scores_and_no_gate_yet(tmp_path: Path) -> None:
+    with open_lab(tmp_path, respond, batch_latency=60.0) as lab:
+        run_id = lab.create(_suite(lab, gate={"min_pass_rate": 0.5}))
+        lab.drive(run_id, detach=True)
+        summary = summarize(lab.store, run_id)
+    assert [
+        (g.name, g.scored, g.passed, g.failed, g.errors, g.mean_value) for g in summary.graders
+    ] == [
+        ("contains", 0, 0, 0, 0, None),
+        ("rubric", 0, 0, 0, 0, None),
+    ]
+    assert (summary.run.status, summary.run.finished_at, summary.run.error) == (
+        "generate",
+        None,
+        None,
+    )
+    assert (summary.pass_rate, summary.gate, summary.gate_failed) == (None, None, False)
+
+
+def test_a_stopped_run_says_why_and_a_done_run_when(tmp_path: Path) -> None:
+    with open_lab(tmp_path, respond, faults=FaultConfig(errored=1.0)) as lab:
+        run_id = lab.create(_suite(lab, grade=[CONTAINS]), retries=0)
+        with pytest.raises(RunNeedsAttention) as stop:
+            lab.drive(run_id)
+        summary = summarize(lab.store, run_id)
+        assert (summary.run.status, summary.run.error) == ("needs_attention", str(stop.value))
+    with open_lab(tmp_path / "2", respond) as lab:
+        done = summarize(lab.store, lab.run(_suite(lab, grade=[CONTAINS])))
+    assert done.run.finished_at is not None and done.run.finished_at >= done.run.created_at
+
+
+def test_a_suite_without_graders_passes_nothing_and_fails_a_pass_rate_gate(lab: Lab) -> None:
+    summary = summarize(lab.store, lab.run(_suite(lab, grade=[], gate={"min_pass_rate": 0.5})))
+    assert (summary.cases_scored, summary.pass_rate) == (0, None)
+    assert summary.gate is not None and (summary.gate.pass_rate, summary.gate.failed) == (0.0, True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from evalbatch.analysis.stats import (
+    PassFailComparison,
     benjamini_hochberg,
     compare_numeric,
     compare_pass_fail,
@@ -280,3 +281,54 @@ def test_numeric_input_errors_say_what_is_wrong() -> None:
     with pytest.raises(ValueError) as resamples:
         compare_numeric([(1.0, 2.0)], n_resamples=0)
     assert str(resamples.value) == "n_resamples must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
+def test_confidence_must_lie_strictly_between_0_and_1(level: float) -> None:
+    with pytest.raises(ValueError) as bad:
+        compare_pass_fail(_pairs(5, 3, 1, 2), confidence=level)
+    assert str(bad.value) == f"confidence must be between 0 and 1 (exclusive), got {level!r}"
+    with pytest.raises(ValueError, match="confidence must be"):
+        compare_numeric([(1.0, 2.0), (2.0, 2.5)], confidence=level)
+
+
+def test_no_pairs_at_all_is_the_whole_empty_record() -> None:
+    assert compare_pass_fail([]) == PassFailComparison(
+        n=0,
+        both_pass=0,
+        both_fail=0,
+        fixed=0,
+        regressed=0,
+        base_rate=0.0,
+        new_rate=0.0,
+        diff=0.0,
+        p_value=1.0,
+        ci_low=-1.0,
+        ci_high=1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("both_pass", "fixed", "regressed", "both_fail"),
+    [(5, 10, 10, 24), (4, 9, 12, 20), (0, 6, 3, 9)],  # e*h - f*g between 0 and n/2 (or below)
+)
+def test_weakly_correlated_tables_combine_the_two_wilson_intervals_as_independent(
+    both_pass: int, fixed: int, regressed: int, both_fail: int
+) -> None:
+    """Newcombe's corrected phi is 0 when 0 <= e*h - f*g <= n/2: the interval is then the two
+    Wilson intervals (scipy's) combined with no correlation term."""
+    n = both_pass + fixed + regressed + both_fail
+    cross = both_pass * both_fail - fixed * regressed
+    assert cross <= n / 2
+    new_ci = sps.binomtest(both_pass + fixed, n).proportion_ci(method="wilson")
+    base_ci = sps.binomtest(both_pass + regressed, n).proportion_ci(method="wilson")
+    p_new, p_base = (both_pass + fixed) / n, (both_pass + regressed) / n
+    d_low = (p_new - new_ci.low) ** 2 + (base_ci.high - p_base) ** 2
+    d_high = (p_base - base_ci.low) ** 2 + (new_ci.high - p_new) ** 2
+    result = compare_pass_fail(_pairs(both_pass, fixed, regressed, both_fail))
+    if cross >= 0:
+        assert result.ci_low == pytest.approx(result.diff - d_low**0.5, abs=1e-9)
+        assert result.ci_high == pytest.approx(result.diff + d_high**0.5, abs=1e-9)
+    else:  # negatively correlated: phi < 0 widens the interval
+        assert result.ci_low < result.diff - d_low**0.5
+        assert result.ci_high > result.diff + d_high**0.5
