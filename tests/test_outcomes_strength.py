@@ -5,6 +5,7 @@ which is never a result (a retryable error, an expiry) is sent again and never s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,13 @@ def test_a_generation_the_provider_refused_is_a_result_and_every_grader_errors(
     ]  # refused: not billed
     rows = {row.case_id: row for row in lab.store.reports.case_rows(run_id)}
     assert rows["c4"].output.startswith("[errored] model: 'claude-test-0'")
+    # a refused request is not billed: not in the spend the budget sees, nor on its route
+    assert lab.store.results.spent(run_id) == pytest.approx(summary.total("cost"))
+    (refused_route,) = [r for r in summary.routes if r.model == "claude-test-0"]
+    assert (refused_route.requests, refused_route.cost, refused_route.naive_cost) == (2, 0.0, 0.0)
+    (detail,) = lab.store.browse.case_detail(run_id, "c4").epochs
+    assert detail.generation is not None and detail.generation.result is not None
+    assert detail.generation.result.cost_usd == 0.0
 
 
 @pytest.mark.parametrize("fault", ["errored", "expired"])
@@ -262,3 +270,34 @@ def test_a_suite_without_graders_passes_nothing_and_fails_a_pass_rate_gate(lab: 
     summary = summarize(lab.store, lab.run(_suite(lab, grade=[], gate={"min_pass_rate": 0.5})))
     assert (summary.cases_scored, summary.pass_rate) == (0, None)
     assert summary.gate is not None and (summary.gate.pass_rate, summary.gate.failed) == (0.0, True)
+
+
+def test_the_case_page_shows_each_result_as_the_provider_returned_it(lab: Lab) -> None:
+    run_id = lab.run(_suite(lab))
+    (epoch,) = lab.store.browse.case_detail(run_id, "c2").epochs
+    assert epoch.generation is not None and epoch.generation.result is not None
+    result = epoch.generation.result
+    assert (result.kind, result.mode, result.text, result.stop_reason) == (
+        "succeeded",
+        "batch",
+        "ok meh",
+        "end_turn",
+    )
+    (grading,) = epoch.grading
+    assert grading.result is not None and grading.result.stop_reason == "end_turn"
+
+
+def test_costs_follow_the_catalogs_batch_discount(lab: Lab) -> None:
+    lab.catalog = dataclasses.replace(lab.catalog, batch_discount=0.25)
+    summary = summarize(lab.store, lab.run(_suite(lab, grade=[CONTAINS])))
+    for line in summary.costs:
+        assert line.cost == pytest.approx(line.sync_cost * 0.25, rel=1e-12)
+
+
+def test_an_empty_answer_is_graded_as_empty(tmp_path: Path) -> None:
+    def mute(params: dict[str, Any]) -> str:
+        return ""
+
+    with open_lab(tmp_path, mute) as lab:
+        summary = summarize(lab.store, lab.run(_suite(lab, grade=[{"regex": "^$"}])))
+    assert (summary.cases_scored, summary.cases_passed) == (6, 6)

@@ -26,7 +26,7 @@ from evalbatch.records import BatchInfo
 from evalbatch.run import batch as batch_module
 from evalbatch.run.batch import BatchLimits
 
-from .lab import Lab, lab_in, write_suite
+from .lab import Lab, lab_in, open_lab, write_suite
 
 
 class SimulatedCrash(BaseException):
@@ -280,3 +280,19 @@ def test_a_batch_that_ended_before_the_cancel_reached_it_is_collected(lab: Lab) 
     assert row.status == "ended" and row.counts["succeeded"] == 4
     assert lab.drive(run_id) == "canceled"
     assert lab.store.reports.outcomes(run_id) == {"generate": {"succeeded": 4}}  # kept
+
+
+def test_a_batch_created_long_before_the_intent_is_not_the_runs(tmp_path: Path) -> None:
+    """The intent is written before the provider call, so a batch the provider says it created
+    an hour before it cannot be the one that call made (whatever its custom_ids say)."""
+    offset = [0.0]
+    with open_lab(tmp_path, clock=lambda: time.time() + offset[0]) as lab:
+        offset[0] = -3600.0  # the provider's clock: this batch was created an hour ago
+        run_id, old_batch = _crashed_run(lab, "a")
+        offset[0] = 0.0
+        _ended(lab, old_batch)
+        with pytest.raises(InputError, match=f"batch {old_batch} \\(4 requests\\) is not one of"):
+            lab.runner(run_id).attach(old_batch)
+        assert lab.drive(run_id) == "done"  # listing does not offer it either: sent again
+        assert _adopted(lab, run_id) != [old_batch]
+        assert lab.batches_created() == 2

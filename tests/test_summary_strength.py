@@ -191,3 +191,16 @@ def test_a_file_report_carries_the_summary_the_cases_and_the_suites_history(lab:
     assert [row.case_id for row in report.rows] == ["c0", "c1", "c2"]
     assert [r.id for r in report.history] == [first, second]  # this suite's runs, oldest first
     assert [r.id for r in run_report(lab.store, second, history=1).history] == [second]
+
+
+def test_warming_two_prefixes_averages_the_writes_it_spares(lab: Lab) -> None:
+    rubric = {"rubric": {"model": "opus", "rubric": SYSTEM, "pass": ">= 4"}}  # a second prefix
+    suite = _suite(lab, "s", "sonnet", grade=[rubric], cache={"mode": "auto", "warm": True})
+    summary = summarize(lab.store, lab.run(suite))
+    warming = summary.warming
+    assert warming is not None and warming.requests == 2
+    tokens = {line.model: line.tokens for line in summary.prefixes}
+    # per spared write: (write 1h - read) at the batch rate; sonnet 4.00 - 0.10, opus 8.00 - 0.20
+    spared = (tokens["claude-sonnet-5-5"] * 3.9 + tokens["claude-opus-5-5"] * 7.8) / 1e6 * 0.5
+    per_prefix = spared / 2
+    assert warming.break_even_writes_per_prefix == pytest.approx(warming.cost / per_prefix / 2)
