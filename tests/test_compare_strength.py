@@ -287,12 +287,12 @@ def test_each_side_is_described_as_compare_json_shows_it(lab: Lab, answers: Answ
 def test_a_grader_error_on_either_side_leaves_the_case_out_and_is_counted(
     lab: Lab, answers: Answers
 ) -> None:
-    answers.garbled = {"v2 question 3"}  # the new run's rubric cannot judge c3
+    answers.garbled = {"v2 question 3", "v2 question 5"}  # the new run's rubric cannot judge
     base, new = _pair(lab, answers, range(2), [RUBRIC])
     (grader,) = compare_runs(lab.store, base, new).graders
-    assert (grader.excluded_errors, grader.n, grader.regressed, grader.both_pass) == (1, 7, 2, 5)
-    back = compare_runs(lab.store, new, base).graders[0]  # the error is on the base side now
-    assert (back.excluded_errors, back.n, back.fixed) == (1, 7, 2)
+    assert (grader.excluded_errors, grader.n, grader.regressed, grader.both_pass) == (2, 6, 2, 4)
+    back = compare_runs(lab.store, new, base).graders[0]  # the errors are on the base side now
+    assert (back.excluded_errors, back.n, back.fixed) == (2, 6, 2)
 
 
 def test_a_case_flaky_in_the_base_run_is_left_out_too(lab: Lab, answers: Answers) -> None:

@@ -269,11 +269,16 @@ def test_cancel_counts_every_batch_it_stopped_and_leaves_other_runs_alone(slow_l
     assert [b.status for b in lab.store.batches.open(other)] == ["in_progress", "in_progress"]
 
 
-def test_a_batch_that_ended_before_the_cancel_reached_it_is_collected(lab: Lab) -> None:
+def test_a_batch_that_ended_before_the_cancel_reached_it_is_collected(tmp_path: Path) -> None:
+    with open_lab(tmp_path, batch_latency=0.3) as lab:
+        _cancel_after_the_end(lab)
+
+
+def _cancel_after_the_end(lab: Lab) -> None:
     run_id = lab.create(write_suite(lab.root / "s", _cases("s")))
     lab.drive(run_id, detach=True)
     (row,) = lab.store.batches.open(run_id)
-    assert row.provider_batch_id is not None
+    assert row.provider_batch_id is not None and row.status == "in_progress"
     _ended(lab, row.provider_batch_id)  # the journal still says in_progress
     assert lab.runner(run_id).cancel() == ("canceling", 0)  # nothing was left to cancel
     (row,) = lab.store.batches.open(run_id)
