@@ -23,6 +23,8 @@ from evalbatch.graders.python_grader import PythonGrader
 from evalbatch.graders.rubric import PairwiseGrader, RubricGrader
 from evalbatch.records import Case, Score
 
+from .lab import Lab, lab_in, write_suite
+
 HERE = Path(__file__).parent
 CASE = Case(id="c1", input="What is the capital of France?", target="Paris", vars={"n": 3})
 
@@ -540,18 +542,61 @@ def test_rubric_valid_json_verdicts_with_braces_inside_parse(
     assert (result.passed, result.value) == (True, 4.0)
 
 
-def test_rubric_request_keeps_the_rubric_in_the_cached_system_prefix(
-    rubric: RubricGrader,
+class Seen:
+    """A sandbox responder that keeps every grading request it was sent, as sent."""
+
+    def __init__(self) -> None:
+        self.grading: list[dict[str, Any]] = []
+
+    def __call__(self, params: dict[str, Any]) -> str:
+        content = params["messages"][-1]["content"]
+        if "<output>" in content:
+            self.grading.append(params)
+            return '{"score": 5, "reasoning": "right"}'
+        if "<A>" in content:
+            self.grading.append(params)
+            return '{"winner": "B", "reasoning": "better"}'
+        return "Paris v2" if "v2" in content else "Paris"
+
+
+LONG_RUBRIC = "Is it correct? Check the capital against the reference. " * 60  # > 512 tokens
+RUBRIC_CASES = [
+    {"id": f"c{i}", "input": f"Capital of France? ({i})", "target": "Paris"} for i in range(2)
+]
+
+
+@pytest.fixture
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, seen: Seen) -> Iterator[Lab]:
+    yield from lab_in(tmp_path, seen)
+
+
+@pytest.mark.parametrize(("mode", "ttl"), [("batch", "1h"), ("sync", "5m")])
+def test_rubric_request_as_the_pipeline_sends_it_caches_the_rubric_prefix(
+    lab: Lab, seen: Seen, mode: str, ttl: str
 ) -> None:
-    body = rubric.build_request("Paris", CASE, "claude-x", "5m")
-    assert body["model"] == "claude-x" and body["max_tokens"] == 512
-    (system,) = body["system"]
-    assert system["text"].endswith("Is it correct?")
-    assert "from 1 to 5" in system["text"]
-    assert system["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
-    user = body["messages"][0]["content"]
+    rubric = {"rubric": {"model": "opus", "rubric": LONG_RUBRIC, "pass": ">= 4"}}
+    suite = write_suite(lab.root / mode, RUBRIC_CASES, grade=[rubric], mode=mode, cache="auto")
+    lab.run(suite)
+    first, second = seen.grading
+    assert first["model"] == "claude-opus-5-5" and first["max_tokens"] == 512
+    (system,) = first["system"]
+    assert LONG_RUBRIC.strip() in system["text"] and "from 1 to 5" in system["text"]
+    assert system["cache_control"] == {"type": "ephemeral", "ttl": ttl}  # batch 1h, sync 5m
+    assert second["system"] == first["system"]  # one shared prefix, cached once
+    user = first["messages"][0]["content"]
     assert "<reference>\nParis\n</reference>" in user and "<output>\nParis\n</output>" in user
-    assert "cache_control" not in rubric.build_request("x", CASE, "m", None)["system"][0]
+
+
+def test_a_short_rubric_is_sent_without_a_breakpoint(lab: Lab, seen: Seen) -> None:
+    rubric = {"rubric": {"model": "opus", "rubric": "Is it correct?", "pass": ">= 4"}}
+    lab.run(write_suite(lab.root / "s", RUBRIC_CASES, grade=[rubric], cache="auto"))
+    (system,) = seen.grading[0]["system"]
+    assert "Is it correct?" in system["text"] and "cache_control" not in system
 
 
 def test_rubric_rejects_bad_params() -> None:
@@ -570,12 +615,23 @@ def _pairwise(swap: bool = False) -> PairwiseGrader:
     return PairwiseGrader("pairwise", {"baseline_run": "latest", "swap": swap}, HERE)
 
 
-def test_pairwise_candidate_is_b_and_baseline_is_a_by_default() -> None:
-    body = _pairwise().build_request("NEW", CASE, "m", None, baseline_output="OLD")
-    content = body["messages"][0]["content"]
-    assert "<A>\nOLD\n</A>" in content and "<B>\nNEW\n</B>" in content
-    swapped = _pairwise(swap=True).build_request("NEW", CASE, "m", None, baseline_output="OLD")
-    assert "<A>\nNEW\n</A>" in swapped["messages"][0]["content"]
+@pytest.mark.parametrize(
+    ("swap", "first", "second"), [(False, "Paris", "Paris v2"), (True, "Paris v2", "Paris")]
+)
+def test_pairwise_gets_the_baseline_runs_output_as_a_and_the_candidate_as_b(
+    lab: Lab, seen: Seen, swap: bool, first: str, second: str
+) -> None:
+    base = lab.run(write_suite(lab.root / "v1", RUBRIC_CASES, grade=[{"contains": "Paris"}]))
+    pairwise = {"pairwise": {"model": "haiku", "baseline_run": base, "swap": swap}}
+    generate = {"prompt": "v2 {{ input }}", "max_tokens": 64, "model": "haiku"}
+    new = lab.run(write_suite(lab.root / "v2", RUBRIC_CASES, grade=[pairwise], generate=generate))
+    assert len(seen.grading) == 2
+    for params in seen.grading:
+        content = params["messages"][0]["content"]
+        assert f"<A>\n{first}\n</A>" in content and f"<B>\n{second}\n</B>" in content
+    (line,) = lab.store.reports.grader_lines(new).values()
+    # "B" wins every time: the candidate when it is B, the baseline when swapped
+    assert (line.passed, line.failed) == ((2, 0) if not swap else (0, 2))
 
 
 @pytest.mark.parametrize(

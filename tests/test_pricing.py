@@ -205,9 +205,14 @@ def test_other_batch_discounts_scale_every_bucket() -> None:
 def test_ledger_sums_counterfactuals_and_tokens_by_key() -> None:
     ledger = Ledger()
     adds = [
-        (("generate", "claude-haiku-5-5", "batch"), Usage(1_000, 200, 0, 3_000, 0), "haiku", True),
+        (
+            ("generate", "claude-haiku-5-5", "batch"),
+            Usage(1_000, 200, 0, 3_000, 500),
+            "haiku",
+            True,
+        ),
         (("grade", "claude-opus-5-5", "batch"), Usage(500, 50, 0, 0, 3_000), "opus", True),
-        (("generate", "claude-haiku-5-5", "batch"), Usage(900, 250, 0, 0, 3_000), "haiku", True),
+        (("generate", "claude-haiku-5-5", "batch"), Usage(900, 250, 0, 0, 2_000), "haiku", True),
         (("grade", "claude-opus-5-5", "sync"), Usage(400, 40, 2_000, 0, 0), "opus", False),
     ]
     for key, usage, model, batch in adds:
@@ -219,7 +224,7 @@ def test_ledger_sums_counterfactuals_and_tokens_by_key() -> None:
     expected = [counterfactuals(u, m, batch=b, strongest="opus") for _, u, m, b in adds]
     assert gen.requests == 2
     assert (gen.input_tokens, gen.output_tokens) == (1_900, 450)
-    assert (gen.cache_write_tokens, gen.cache_read_tokens) == (3_000, 3_000)
+    assert (gen.cache_write_tokens, gen.cache_read_tokens) == (3_000, 2_500)
     assert gen.actual == pytest.approx(expected[0].actual + expected[2].actual)
     assert gen.naive == pytest.approx(expected[0].naive + expected[2].naive)
     assert rows[2].counterfactuals == expected[3]
@@ -229,6 +234,16 @@ def test_ledger_sums_counterfactuals_and_tokens_by_key() -> None:
     for name in ("actual", "sync", "no_cache", "no_routing", "naive"):
         assert getattr(totals, name) == pytest.approx(sum(getattr(e, name) for e in expected))
     assert Ledger().totals().actual == 0.0
+
+
+def test_a_ledger_prices_from_the_catalog_it_is_given() -> None:
+    catalog = dataclasses.replace(CATALOG, batch_discount=0.25)
+    ledger = Ledger(catalog)
+    usage = Usage(input_tokens=1_000_000)
+    ledger.add("k", usage, "sonnet", batch=True, strongest="opus")
+    ledger.add("k", usage, "sonnet", batch=True, strongest="opus")  # a second model lookup
+    (row,) = ledger.rows()
+    assert (row.actual, row.sync, row.naive) == (2 * 0.5, 2 * 2.0, 2 * 4.0)  # 2.00/M at 0.25
 
 
 def test_ledger_refuses_models_without_prices() -> None:

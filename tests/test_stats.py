@@ -3,6 +3,8 @@ intervals, bootstrap + Wilcoxon on shifted scores, Benjamini-Hochberg against sc
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from evalbatch.analysis.stats import (
+    PassFailComparison,
     benjamini_hochberg,
     compare_numeric,
     compare_pass_fail,
@@ -232,3 +235,100 @@ def test_verdict(
     diff: float, p_value: float, alpha: float, min_effect: float, expected: str
 ) -> None:
     assert verdict(diff, p_value, alpha=alpha, min_effect=min_effect) == expected
+
+
+def test_the_interval_is_scipys_seeded_percentile_bootstrap_exactly() -> None:
+    """What docs/compare.md names: 10,000 resamples, percentile method, seed 0 by default."""
+    pairs = _shifted(n=60, shift=0.05, seed=8)
+    diffs = np.array([new - base for base, new in pairs])
+
+    def scipy_interval(confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
+        ci = sps.bootstrap(
+            (diffs,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        ).confidence_interval
+        return float(ci.low), float(ci.high)
+
+    result = compare_numeric(pairs)
+    assert (result.ci_low, result.ci_high) == scipy_interval(0.95, 10_000, 0)
+    narrower = compare_numeric(pairs, confidence=0.8, n_resamples=500, seed=7)
+    assert (narrower.ci_low, narrower.ci_high) == scipy_interval(0.8, 500, 7)
+    with warnings.catch_warnings():  # scipy's standard error of one resample: a warning only
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert compare_numeric(pairs, n_resamples=1).n == 60  # one resample is allowed
+
+
+def test_a_spread_of_exactly_one_is_resampled_and_a_single_pair_is_its_own_interval() -> None:
+    spread = compare_numeric([(1.0, 2.0), (1.0, 1.0), (2.0, 3.0), (3.0, 3.0)] * 5)
+    assert spread.ci_low < spread.mean_diff == 0.5 < spread.ci_high
+    single = compare_numeric([(1.0, 3.0)])
+    assert (single.n, single.mean_diff, single.ci_low, single.ci_high) == (1, 2.0, 2.0, 2.0)
+    unchanged = compare_numeric([(1.0, 1.0), (2.0, 2.0)])
+    assert (unchanged.p_value, unchanged.test) == (1.0, "none (every difference is zero)")
+
+
+def test_numeric_input_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError) as empty:
+        compare_numeric([])
+    assert str(empty.value) == "compare_numeric needs at least one (base, new) pair"
+    with pytest.raises(ValueError) as triples:
+        compare_numeric([(1.0, 2.0, 3.0), (1.0, 2.0, 3.0)])  # type: ignore[list-item]
+    assert str(triples.value) == "pairs must be (base_value, new_value) tuples, got shape (2, 3)"
+    with pytest.raises(ValueError) as resamples:
+        compare_numeric([(1.0, 2.0)], n_resamples=0)
+    assert str(resamples.value) == "n_resamples must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
+def test_confidence_must_lie_strictly_between_0_and_1(level: float) -> None:
+    with pytest.raises(ValueError) as bad:
+        compare_pass_fail(_pairs(5, 3, 1, 2), confidence=level)
+    assert str(bad.value) == f"confidence must be between 0 and 1 (exclusive), got {level!r}"
+    with pytest.raises(ValueError, match="confidence must be"):
+        compare_numeric([(1.0, 2.0), (2.0, 2.5)], confidence=level)
+
+
+def test_no_pairs_at_all_is_the_whole_empty_record() -> None:
+    assert compare_pass_fail([]) == PassFailComparison(
+        n=0,
+        both_pass=0,
+        both_fail=0,
+        fixed=0,
+        regressed=0,
+        base_rate=0.0,
+        new_rate=0.0,
+        diff=0.0,
+        p_value=1.0,
+        ci_low=-1.0,
+        ci_high=1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("both_pass", "fixed", "regressed", "both_fail"),
+    [(5, 10, 10, 24), (4, 9, 12, 20), (0, 6, 3, 9)],  # e*h - f*g between 0 and n/2 (or below)
+)
+def test_weakly_correlated_tables_combine_the_two_wilson_intervals_as_independent(
+    both_pass: int, fixed: int, regressed: int, both_fail: int
+) -> None:
+    """Newcombe's corrected phi is 0 when 0 <= e*h - f*g <= n/2: the interval is then the two
+    Wilson intervals (scipy's) combined with no correlation term."""
+    n = both_pass + fixed + regressed + both_fail
+    cross = both_pass * both_fail - fixed * regressed
+    assert cross <= n / 2
+    new_ci = sps.binomtest(both_pass + fixed, n).proportion_ci(method="wilson")
+    base_ci = sps.binomtest(both_pass + regressed, n).proportion_ci(method="wilson")
+    p_new, p_base = (both_pass + fixed) / n, (both_pass + regressed) / n
+    d_low = (p_new - new_ci.low) ** 2 + (base_ci.high - p_base) ** 2
+    d_high = (p_base - base_ci.low) ** 2 + (new_ci.high - p_new) ** 2
+    result = compare_pass_fail(_pairs(both_pass, fixed, regressed, both_fail))
+    if cross >= 0:
+        assert result.ci_low == pytest.approx(result.diff - d_low**0.5, abs=1e-9)
+        assert result.ci_high == pytest.approx(result.diff + d_high**0.5, abs=1e-9)
+    else:  # negatively correlated: phi < 0 widens the interval
+        assert result.ci_low < result.diff - d_low**0.5
+        assert result.ci_high > result.diff + d_high**0.5

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine
 
 from evalbatch.records import custom_id, parse_custom_id
 from evalbatch.store.db import open_store, redact
 from evalbatch.store.migrations import apply_migrations, table_columns
+from evalbatch.store.records import NewRun
 
 
 def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
@@ -120,6 +120,25 @@ def test_expired_lease_can_be_taken(tmp_path) -> None:
     assert leases.acquire("run1", "b") is None
 
 
-def test_unused_engine_helper() -> None:
-    # create_engine import keeps the dialect check honest for in-memory stores
-    assert create_engine("sqlite://").dialect.name == "sqlite"
+def test_evalbatch_db_names_the_store_and_a_run_written_there_is_listed_there(
+    tmp_path, monkeypatch, _isolated_home
+) -> None:
+    monkeypatch.setenv("EVALBATCH_DB", f"sqlite:///{tmp_path / 'team.db'}")
+    store = open_store()
+    run = NewRun(
+        id="20260101T000000-abcdef",
+        suite_name="demo",
+        suite_path="suite.yaml",
+        mode="batch",
+        manifest_hash="h" * 64,
+        manifest={},
+        suite_json="{}",
+        options={},
+        case_count=0,
+    )
+    store.runs.create(run, iter(()), iter(()))
+    store.close()
+    assert (tmp_path / "team.db").exists() and not (_isolated_home / "evalbatch.db").exists()
+    again = open_store(f"sqlite:///{tmp_path / 'team.db'}")
+    assert [r.id for r in again.history.list_runs("demo")] == ["20260101T000000-abcdef"]
+    again.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -249,6 +248,11 @@ def test_scan_streams_a_large_case_file(folder: Path) -> None:
 
 
 def test_max_case_file_bytes_env(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    size = (folder / "cases.jsonl").stat().st_size
     monkeypatch.setenv("EVALBATCH_MAX_CASE_FILE_BYTES", "10")
-    assert "larger than the case-file limit" in _error(_write(folder, BASE))
-    assert os.environ["EVALBATCH_MAX_CASE_FILE_BYTES"] == "10"
+    assert (
+        f"{size} bytes is larger than the case-file limit of 10 bytes "
+        "(set EVALBATCH_MAX_CASE_FILE_BYTES to raise it)"
+    ) in _error(_write(folder, BASE))
+    monkeypatch.setenv("EVALBATCH_MAX_CASE_FILE_BYTES", str(size))  # raised to fit: it loads
+    assert _scan(_write(folder, BASE)) == 2
