@@ -1,5 +1,9 @@
+"""The store on both databases: migrations, the schema, leases (tests marked ``both_stores`` run
+on SQLite and on a throwaway PostgreSQL server)."""
+
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
@@ -9,9 +13,9 @@ from evalbatch.store.db import open_store, redact
 from evalbatch.store.migrations import apply_migrations, table_columns
 
 
-def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}").engine
-    with engine.begin() as conn:
+@pytest.mark.both_stores
+def test_migrations_apply_once_and_pin_the_schema(store_url) -> None:
+    with open_store(store_url) as store, store.engine.begin() as conn:
         assert apply_migrations(conn) == []  # already applied at open
         cols = table_columns(conn)
     assert set(cols) == {
@@ -67,19 +71,23 @@ def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> N
     assert parse_custom_id(cid) == (run_id, step, idx)
 
 
-def test_lease_excludes_a_second_holder(tmp_path) -> None:
-    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
-    assert leases.acquire("run1", "a") is None
-    assert leases.acquire("run1", "b").holder == "a"
-    assert leases.acquire("run1", "a") is None  # renew
-    leases.release("run1", "a")
-    assert leases.acquire("run1", "b") is None
+@pytest.mark.both_stores
+def test_lease_excludes_a_second_holder(store_url) -> None:
+    with open_store(store_url) as one, open_store(store_url) as other:
+        assert one.leases.acquire("run1", "a") is None
+        assert other.leases.acquire("run1", "b").holder == "a"
+        assert one.leases.acquire("run1", "a") is None  # renew
+        one.leases.release("run1", "a")
+        assert other.leases.acquire("run1", "b") is None
+        other.leases.release("run1", "b")
 
 
-def test_expired_lease_can_be_taken(tmp_path) -> None:
-    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
-    assert leases.acquire("run1", "a", ttl=-1) is None
-    assert leases.acquire("run1", "b") is None
+@pytest.mark.both_stores
+def test_expired_lease_can_be_taken(store_url) -> None:
+    with open_store(store_url) as store:
+        assert store.leases.acquire("run1", "a", ttl=-1) is None
+        assert store.leases.acquire("run1", "b") is None
+        store.leases.release("run1", "b")
 
 
 def test_unused_engine_helper() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 
 from ..records import OPEN_BATCH, BatchInfo, BatchStatus, Step
 from . import schema
+from .leases import Leases
 from .records import BatchRecord
 from .requests import mark_queued, requeue_batch
 
@@ -41,17 +42,20 @@ def batch_record(row: Row[Any]) -> BatchRecord:
 
 
 class Batches:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, leases: Leases | None = None) -> None:
         self.engine = engine
+        self.leases = leases or Leases(engine)
 
     # -- the journal --------------------------------------------------------------------------
     def record_intent(
         self, run_id: str, step: Step, provider: str, request_ids: Sequence[int], size: int
     ) -> int:
         """Before the provider call: the batch row (status intent) and its requests queued on
-        it, in one transaction. Returns the batch row id."""
+        it, in one transaction. Returns the batch row id. Raises RunLeased when this process
+        drove the run under a lease it has since lost (nothing is written, nothing sent)."""
         b = schema.batches.c
         with self.engine.begin() as conn:
+            self.leases.fence(conn, run_id)
             seq = int(conn.execute(select(func.max(b.seq)).where(b.run_id == run_id)).scalar() or 0)
             batch_id = int(
                 conn.execute(

@@ -58,10 +58,10 @@ class Store:
         self.url = redact(url)
         self.runs = Runs(engine)
         self.requests = Requests(engine)
-        self.batches = Batches(engine)
+        self.leases = Leases(engine)
+        self.batches = Batches(engine, self.leases)
         self.results = Results(engine)
         self.scores = Scores(engine)
-        self.leases = Leases(engine)
         self.reports = Reports(engine)
         self.history = History(engine)
         self.browse = Browse(engine)
@@ -75,7 +75,14 @@ class Store:
         return store_error(exc, self.url) if isinstance(exc, SQLAlchemyError) else None
 
     def close(self) -> None:
+        self.leases.close()
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
