@@ -449,3 +449,34 @@ class TestNoListing:
         assert done.code == 0, done.stderr
         assert json.loads(done.stdout)[0]["status"] == "done"
         assert sandbox.stats()["batches_created"] == 2  # the generate batch, then grading
+
+
+# -- two orphans alike ---------------------------------------------------------------------------
+class TestOrphansAlike:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(responder="echo", batch_latency=15.0)
+
+    def test_two_runs_orphaned_batches_of_one_size_are_each_adopted_by_their_own_run(
+        self, tmp_path, cli_env, sandbox, store_url
+    ):
+        # Both runs lose the handle of a 4-request batch; the first one's batch is the older.
+        # Reconciling the second run first must not adopt the first run's batch (both still
+        # running, so their custom_ids cannot be checked yet): it waits for them to end.
+        env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_create"}
+        first, second = (
+            re.search(
+                r"run (\S+): 4 cases",
+                run_cli(["run", str(write_suite(tmp_path / name)), "--detach"], env).stderr,
+            ).group(1)
+            for name in ("a", "b")
+        )
+        early = run_cli(["collect", second, "--json"], cli_env)  # both batches still running
+        assert json.loads(early.stdout)[0]["status"] == "generate", early.stderr
+        for run_id in (second, first):
+            done = run_cli(["collect", run_id, "--wait", "--json"], cli_env)
+            assert json.loads(done.stdout)[0]["status"] == "done", done.stderr
+        assert sandbox.stats()["batches_created"] == 2  # one each: nothing sent again
+        for run_id in (first, second):
+            stored = rows(store_url, "select text from results where run_id=?", run_id)
+            assert len(stored) == 4  # its own results, from its own batch

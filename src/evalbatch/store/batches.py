@@ -166,6 +166,25 @@ class Batches:
     def intents(self, run_id: str) -> list[BatchRecord]:
         return self.of_run(run_id, ("intent",))
 
+    def alike_intents(self, intent_id: int, request_count: int, since: float) -> bool:
+        """Is there another unconfirmed intent in the store (any run) with this many requests,
+        written since ``since``? Then a listed batch of that size may be either's."""
+        b = schema.batches.c
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(b.id)
+                .where(
+                    and_(
+                        b.status == "intent",
+                        b.id != intent_id,
+                        b.request_count == request_count,
+                        b.created_at >= since,
+                    )
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
     def known_provider_ids(self) -> set[str]:
         """Every provider batch id any run of this store has adopted."""
         b = schema.batches.c

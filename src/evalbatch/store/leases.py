@@ -149,7 +149,7 @@ class Leases:
             query = query.with_for_update(read=True)
         current = conn.execute(query).scalar()
         if current != mine.holder:
-            self._held.pop(run_id, None)
+            self._forget(run_id)
             raise RunLeased(run_id, holder_process(current) if current else "nobody", None)
 
     # -- PostgreSQL: the session advisory lock decides ------------------------------------
@@ -241,6 +241,13 @@ class Leases:
                 self._keep(run_id, _Held(holder))
                 return None
         return current
+
+    def _forget(self, run_id: str) -> None:
+        """A lease we lost: drop our session (and the lock, if it still had it)."""
+        mine = self._held.pop(run_id, None)
+        if mine is not None and mine.conn is not None:
+            with mine.lock:
+                _discard(mine.conn)
 
     def _keep(self, run_id: str, held: _Held) -> None:
         """Remember a lease we took; one this process held before under another holder (only
