@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import EvalbatchError, ProviderError
-from . import browsing, reporting, running  # noqa: F401  (each registers its commands on the app)
+from . import browsing, database, reporting, running  # noqa: F401  (each registers its commands on the app)
 from .app import app, state
 from .console import err
 
