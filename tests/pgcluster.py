@@ -51,8 +51,13 @@ def _free_port() -> int:
 class PostgresCluster:
     """One server; ``database()`` gives a new empty database's SQLAlchemy URL."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        # Tests trade durability for speed (the server outlives every test's crash); a
+        # benchmark keeps PostgreSQL's defaults (fsync, synchronous commit).
+        self._speed = [] if durable else [
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        ]  # fmt: skip
         self.root = Path(tempfile.mkdtemp(prefix="evalbatch-pg-"))
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -86,10 +91,9 @@ class PostgresCluster:
                 self._proc = subprocess.Popen(
                     [
                         str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
-                        "-h", "127.0.0.1", "-k", "",
-                        "-c", "fsync=off", "-c", "synchronous_commit=off",
-                        "-c", "full_page_writes=off", "-c", "max_connections=300",
-                        "-c", "shared_buffers=64MB", "-c", "log_min_messages=fatal",
+                        "-h", "127.0.0.1", "-k", "", *self._speed,
+                        "-c", "max_connections=300", "-c", "shared_buffers=128MB",
+                        "-c", "log_min_messages=fatal",
                     ],
                     cwd=self.root,
                     stdout=subprocess.DEVNULL,
