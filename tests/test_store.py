@@ -1,17 +1,27 @@
+"""The store on both databases: migrations, the schema, leases (tests marked ``both_stores`` run
+on SQLite and on a throwaway PostgreSQL server)."""
+
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from evalbatch.errors import RunLeased
 from evalbatch.records import custom_id, parse_custom_id
 from evalbatch.store.db import open_store, redact
 from evalbatch.store.migrations import apply_migrations, table_columns
 from evalbatch.store.records import NewRun
 
 
-def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
-    engine = open_store(f"sqlite:///{tmp_path / 's.db'}").engine
-    with engine.begin() as conn:
+@pytest.mark.both_stores
+def test_migrations_apply_once_and_pin_the_schema(store_url) -> None:
+    with open_store(store_url) as store, store.engine.begin() as conn:
         assert apply_migrations(conn) == []  # already applied at open
         cols = table_columns(conn)
     assert set(cols) == {
@@ -105,19 +115,23 @@ def test_custom_ids_round_trip_and_match_the_api_pattern(run_id, step, idx) -> N
     assert parse_custom_id(cid) == (run_id, step, idx)
 
 
-def test_lease_excludes_a_second_holder(tmp_path) -> None:
-    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
-    assert leases.acquire("run1", "a") is None
-    assert leases.acquire("run1", "b").holder == "a"
-    assert leases.acquire("run1", "a") is None  # renew
-    leases.release("run1", "a")
-    assert leases.acquire("run1", "b") is None
+@pytest.mark.both_stores
+def test_lease_excludes_a_second_holder(store_url) -> None:
+    with open_store(store_url) as one, open_store(store_url) as other:
+        assert one.leases.acquire("run1", "a") is None
+        assert other.leases.acquire("run1", "b").holder == "a"
+        assert one.leases.acquire("run1", "a") is None  # renew
+        one.leases.release("run1", "a")
+        assert other.leases.acquire("run1", "b") is None
+        other.leases.release("run1", "b")
 
 
-def test_expired_lease_can_be_taken(tmp_path) -> None:
-    leases = open_store(f"sqlite:///{tmp_path / 's.db'}").leases
-    assert leases.acquire("run1", "a", ttl=-1) is None
-    assert leases.acquire("run1", "b") is None
+@pytest.mark.both_stores
+def test_expired_lease_can_be_taken(store_url) -> None:
+    with open_store(store_url) as store:
+        assert store.leases.acquire("run1", "a", ttl=-1) is None
+        assert store.leases.acquire("run1", "b") is None
+        store.leases.release("run1", "b")
 
 
 def test_evalbatch_db_names_the_store_and_a_run_written_there_is_listed_there(
@@ -142,3 +156,51 @@ def test_evalbatch_db_names_the_store_and_a_run_written_there_is_listed_there(
     again = open_store(f"sqlite:///{tmp_path / 'team.db'}")
     assert [r.id for r in again.history.list_runs("demo")] == ["20260101T000000-abcdef"]
     again.close()
+
+
+_HOLD = """
+import sys, time
+from evalbatch.store.db import open_store
+store = open_store(sys.argv[1])
+assert store.leases.acquire("run1", "elsewhere:1:abc") is None  # a holder on another host
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.both_stores
+def test_a_killed_holder_on_another_host_is_taken_over_at_once_on_postgresql(store_url) -> None:
+    # SQLite can only tell that a process on this machine is gone (its pid): the lease of a
+    # holder elsewhere stands until it expires. PostgreSQL ends the holder's session, and the
+    # advisory lock with it, the moment the process dies: the run is free at once.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, store_url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    with open_store(store_url) as store:
+        taken = None
+        for _ in range(50):  # the server notices the closed connection within moments
+            taken = store.leases.acquire("run1", "here:2:def")
+            if taken is None or store.dialect == "sqlite":
+                break
+            time.sleep(0.1)
+        if store.dialect == "postgresql":
+            assert taken is None
+            store.leases.release("run1", "here:2:def")
+        else:
+            assert taken is not None and taken.holder == "elsewhere:1:abc"
+
+
+@pytest.mark.both_stores
+def test_a_holder_that_lost_its_lease_cannot_write_a_batch_intent(store_url) -> None:
+    with open_store(store_url) as slow, open_store(store_url) as other:
+        assert slow.leases.acquire("run1", "slow:1:a", ttl=-1) is None  # expired at once
+        assert other.leases.acquire("run1", "other:2:b") is None  # so it is taken over
+        with pytest.raises(RunLeased, match="being collected by other:2"):
+            slow.batches.record_intent("run1", "generate", "anthropic", [1, 2], 10)
+        assert not slow.leases.renew("run1", "slow:1:a")
+        other.leases.release("run1", "other:2:b")

@@ -39,8 +39,9 @@ def sandbox(sandbox_config: SandboxConfig) -> Iterator[SandboxServer]:
         server.stop()
 
 
-def env_for(base_url: str, home: Path) -> dict[str, str]:
-    """The CLI's environment: this sandbox, this store, no real key, no colour."""
+def env_for(base_url: str, home: Path, store_url: str | None = None) -> dict[str, str]:
+    """The CLI's environment: this sandbox, this store (EVALBATCH_HOME, or ``store_url`` when
+    it is not the SQLite file there), no real key, no colour."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
     env.update(
         {
@@ -51,12 +52,14 @@ def env_for(base_url: str, home: Path) -> dict[str, str]:
             "NO_COLOR": "1",
         }
     )
+    if store_url is not None and not store_url.startswith("sqlite:"):
+        env["EVALBATCH_DB"] = store_url
     return env
 
 
 @pytest.fixture
-def cli_env(sandbox: SandboxServer, _isolated_home: Path) -> dict[str, str]:
-    return env_for(sandbox.base_url, _isolated_home)
+def cli_env(sandbox: SandboxServer, _isolated_home: Path, store_url: str) -> dict[str, str]:
+    return env_for(sandbox.base_url, _isolated_home, store_url)
 
 
 def run_cli(

@@ -2,7 +2,8 @@
 
 A crash is a real SIGKILL of the CLI process at a named point (``EVALBATCH_FAILPOINT``, see
 ``evalbatch.failpoints``); the sandbox outlives it, so its counters prove that no batch was
-created twice, and the store proves that the scoreboard equals an uninterrupted run's.
+created twice, and the store proves that the scoreboard equals an uninterrupted run's. Tests
+marked ``both_stores`` run on SQLite and on a real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ import pytest
 from evalbatch.sandbox import FaultConfig, SandboxConfig
 from evalbatch.store.db import open_store
 
+from ..storedb import rows, scalar
 from .conftest import run_cli
 from .suites import write_suite
 
@@ -57,23 +58,18 @@ def sandbox_config() -> SandboxConfig:
     return SandboxConfig(responder=_rubric_responder, batch_latency=0.0)
 
 
-def _query(home: Path, sql: str, run_id: str) -> list[tuple]:
-    with sqlite3.connect(home / "evalbatch.db") as db:
-        return db.execute(sql, (run_id,)).fetchall()
-
-
-def _scoreboard(home: Path, run_id: str) -> list[tuple]:
-    return _query(
-        home,
+def _scoreboard(url: str, run_id: str) -> list[tuple]:
+    return rows(
+        url,
         "select case_id, epoch, grader, passed, value, error from scores where run_id=? "
         "order by case_id, grader",
         run_id,
     )
 
 
-def _results(home: Path, run_id: str) -> list[tuple]:
-    return _query(
-        home,
+def _results(url: str, run_id: str) -> list[tuple]:
+    return rows(
+        url,
         "select step, case_id, grader, kind, text, input_tokens, output_tokens, cost_usd "
         "from results where run_id=? order by step, case_id, grader",
         run_id,
@@ -83,17 +79,16 @@ def _results(home: Path, run_id: str) -> list[tuple]:
 _REFERENCE: list[list[tuple]] = []
 
 
-def _count(db: sqlite3.Connection, table: str, where: str, run_id: str) -> int:
-    query = f"select count(*) from {table} where run_id=? and {where}"
-    return int(db.execute(query, (run_id,)).fetchone()[0])
+def _count(url: str, table: str, where: str, run_id: str) -> int:
+    return int(scalar(url, f"select count(*) from {table} where run_id=? and {where}", run_id))
 
 
-def _reference(tmp_path: Path, env: dict[str, str], home: Path) -> list[tuple]:
+def _reference(tmp_path: Path, env: dict[str, str], url: str) -> list[tuple]:
     """The uninterrupted run's scoreboard (deterministic: computed once per session)."""
     if not _REFERENCE:
         result = run_cli(["run", str(_suite(tmp_path / "ref")), "--json"], env)
         assert result.code == 0, result.stderr
-        _REFERENCE.append(_scoreboard(home, json.loads(result.stdout)["run"]["id"]))
+        _REFERENCE.append(_scoreboard(url, json.loads(result.stdout)["run"]["id"]))
     return _REFERENCE[0]
 
 
@@ -117,7 +112,8 @@ def external_sandbox(tmp_path):
         assert proc.returncode == 0
 
 
-def test_detach_then_collect_finishes_the_run(tmp_path, cli_env, external_sandbox, _isolated_home):
+@pytest.mark.both_stores
+def test_detach_then_collect_finishes_the_run(tmp_path, cli_env, external_sandbox):
     env = {**cli_env, "ANTHROPIC_BASE_URL": external_sandbox}
     suite = write_suite(tmp_path / "s")
     started = time.monotonic()
@@ -163,11 +159,12 @@ CRASH_POINTS = [
 ]
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_sigkill_anywhere_then_collect_gives_the_same_scoreboard_and_no_duplicate_batch(
-    point, tmp_path, cli_env, sandbox, _isolated_home
+    point, tmp_path, cli_env, sandbox, store_url
 ):
-    reference = _reference(tmp_path, cli_env, _isolated_home)
+    reference = _reference(tmp_path, cli_env, store_url)
     sandbox.stats(reset=True)
     env = {**cli_env, "EVALBATCH_FAILPOINT": point, "EVALBATCH_INGEST_CHUNK": "3"}
     crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
@@ -183,11 +180,12 @@ def test_sigkill_anywhere_then_collect_gives_the_same_scoreboard_and_no_duplicat
     stats = sandbox.stats()
     assert stats["batches_created"] == 2, stats  # one generate, one grade: nothing twice
     assert stats["items_succeeded"] == 24
-    assert _scoreboard(_isolated_home, run_id) == reference
-    assert len(_results(_isolated_home, run_id)) == 24  # every paid result stored once
+    assert _scoreboard(store_url, run_id) == reference
+    assert len(_results(store_url, run_id)) == 24  # every paid result stored once
 
 
 # -- faults -------------------------------------------------------------------------------------
+@pytest.mark.both_stores
 class TestFaults:
     @pytest.fixture
     def sandbox_config(self) -> SandboxConfig:
@@ -206,7 +204,7 @@ class TestFaults:
         )
 
     def test_faults_are_retried_and_never_recorded_as_results(
-        self, tmp_path, cli_env, sandbox, _isolated_home
+        self, tmp_path, cli_env, sandbox, store_url
     ):
         cases = [{"id": f"c{i}", "input": f"q{i} yes", "target": "yes"} for i in range(200)]
         # 5 tries: 5% errored + 2% expired items almost never fail five times in a row
@@ -221,29 +219,28 @@ class TestFaults:
         assert stats["items_errored"] > 0 and stats["items_expired"] > 0  # faults did happen
         http_faults = sum(n for k, n in stats.items() if re.fullmatch(r"http \S+ (429|500|529)", k))
         assert http_faults > 0
-        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
-            statuses = dict(
-                db.execute(
-                    "select status, count(*) from requests where run_id=? and step!='warm' "
-                    "group by status",
-                    (run_id,),
-                ).fetchall()
+        statuses = dict(
+            rows(
+                store_url,
+                "select status, count(*) from requests where run_id=? and step!='warm' "
+                "group by status",
+                run_id,
             )
-            # an errored (overloaded, api_error) or expired item is not a result: sent again
-            assert statuses == {"succeeded": 400}
-            kinds = dict(db.execute("select kind, count(*) from results group by kind"))
-            assert kinds == {"succeeded": 400}
-            decided = "(passed is not null or error is not null)"
-            assert _count(db, "scores", decided, run_id) == 400
-            dupes = db.execute(
-                "select count(*) - count(distinct request_id) from results where run_id=?",
-                (run_id,),
-            ).fetchone()[0]
-            assert dupes == 0
+        )
+        # an errored (overloaded, api_error) or expired item is not a result: sent again
+        assert statuses == {"succeeded": 400}
+        kinds = dict(rows(store_url, "select kind, count(*) from results group by kind"))
+        assert kinds == {"succeeded": 400}
+        decided = "(passed is not null or error is not null)"
+        assert _count(store_url, "scores", decided, run_id) == 400
+        dupes = scalar(
+            store_url,
+            "select count(*) - count(distinct request_id) from results where run_id=?",
+            run_id,
+        )
+        assert dupes == 0
 
-    def test_sync_mode_retries_through_429_529_and_500(
-        self, tmp_path, cli_env, sandbox, _isolated_home
-    ):
+    def test_sync_mode_retries_through_429_529_and_500(self, tmp_path, cli_env, sandbox, store_url):
         cases = [{"id": f"c{i}", "input": f"q{i} yes", "target": "yes"} for i in range(60)]
         suite = write_suite(tmp_path / "s", cases=cases, mode="sync", retries=4)
         result = run_cli(["run", str(suite), "--json"], cli_env, timeout=240)
@@ -252,15 +249,14 @@ class TestFaults:
         stats = sandbox.stats()
         assert sum(n for k, n in stats.items() if re.fullmatch(r"http messages (429|500|529)", k))
         assert report["cases_passed"] == 60  # every request got through in the end
-        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
-            (stored,) = db.execute("select count(distinct request_id) from results").fetchone()
-            (rows,) = db.execute("select count(*) from results").fetchone()
-        assert stored == rows == 60
+        (counts,) = rows(store_url, "select count(distinct request_id), count(*) from results")
+        assert counts == (60, 60)
 
 
 # -- chunking -----------------------------------------------------------------------------------
+@pytest.mark.both_stores
 def test_a_step_is_split_to_the_provider_limits_with_valid_custom_ids(
-    tmp_path, cli_env, sandbox, _isolated_home
+    tmp_path, cli_env, sandbox, store_url
 ):
     limits = tmp_path / "limits.toml"
     limits.write_text("[anthropic]\nbatch_max_requests = 5\nbatch_max_bytes = 256000000\n")
@@ -269,11 +265,10 @@ def test_a_step_is_split_to_the_provider_limits_with_valid_custom_ids(
     assert result.code == 0, result.stderr
     run_id = json.loads(result.stdout)["run"]["id"]
     assert sandbox.stats()["batches_created"] == 6  # 12 generate + 12 grade, 5 per batch
-    assert _scoreboard(_isolated_home, run_id) == _reference(tmp_path, cli_env, _isolated_home)
-    with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
-        sizes = [
-            n for (n,) in db.execute("select request_count from batches where run_id=?", (run_id,))
-        ]
+    assert _scoreboard(store_url, run_id) == _reference(tmp_path, cli_env, store_url)
+    sizes = [
+        n for (n,) in rows(store_url, "select request_count from batches where run_id=?", run_id)
+    ]
     assert sorted(sizes) == [2, 2, 5, 5, 5, 5]
 
 
@@ -287,32 +282,32 @@ def test_byte_limit_splits_too(tmp_path, cli_env, sandbox, _isolated_home):
 
 
 # -- leases -------------------------------------------------------------------------------------
+@pytest.mark.both_stores
 def test_a_second_collector_skips_a_run_that_is_being_advanced(
-    tmp_path, cli_env, sandbox, _isolated_home
+    tmp_path, cli_env, sandbox, store_url
 ):
     env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
     crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
     run_id = re.search(r"run (\S+): 12 cases", crashed.stderr).group(1)
-    store = open_store(None)
     live_holder = f"{socket.gethostname()}:{os.getpid()}:other"  # this test process: alive
-    assert store.leases.acquire(run_id, live_holder) is None
-    skipped = run_cli(["collect", run_id, "--json"], cli_env)
-    assert skipped.code == 0, skipped.stderr
-    assert json.loads(skipped.stdout)[0]["status"] == "skipped"
-    assert f"is being collected by {socket.gethostname()}:{os.getpid()} since" in skipped.stderr
-    store.leases.release(run_id, live_holder)
+    with open_store(None) as store:
+        assert store.leases.acquire(run_id, live_holder) is None
+        skipped = run_cli(["collect", run_id, "--json"], cli_env)
+        assert skipped.code == 0, skipped.stderr
+        assert json.loads(skipped.stdout)[0]["status"] == "skipped"
+        assert f"is being collected by {socket.gethostname()}:{os.getpid()} since" in skipped.stderr
+        store.leases.release(run_id, live_holder)
     done = run_cli(["collect", run_id, "--wait", "--json"], cli_env)
     assert json.loads(done.stdout)[0]["status"] == "done"
 
 
+@pytest.mark.both_stores
 def test_a_lease_left_by_a_killed_process_does_not_block_collect(
-    tmp_path, cli_env, sandbox, _isolated_home
+    tmp_path, cli_env, sandbox, store_url
 ):
     env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_handle"}
     run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], env)
-    engine = open_store(None).engine
-    with engine.connect() as conn:
-        (holder,) = conn.exec_driver_sql("select holder from leases").fetchone()
+    ((holder,),) = rows(store_url, "select holder from leases")
     assert holder.startswith(socket.gethostname())  # the killed process's lease is still there
     done = run_cli(["collect", "--wait", "--json"], cli_env)
     assert json.loads(done.stdout)[0]["status"] == "done"
@@ -346,8 +341,9 @@ class TestCancel:
     def sandbox_config(self) -> SandboxConfig:
         return SandboxConfig(responder=_rubric_responder, batch_latency=30.0)
 
+    @pytest.mark.both_stores
     def test_cancel_stops_the_batches_and_keeps_what_was_finished(
-        self, tmp_path, cli_env, sandbox, _isolated_home
+        self, tmp_path, cli_env, sandbox, store_url
     ):
         submitted = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], cli_env)
         assert submitted.code == 0, submitted.stderr
@@ -363,8 +359,7 @@ class TestCancel:
         assert json.loads(done.stdout) == [{"run_id": run_id, "status": "canceled"}]
         stats = sandbox.stats()
         assert stats["batches_created"] == 1  # canceled items are terminal: nothing resubmitted
-        with sqlite3.connect(_isolated_home / "evalbatch.db") as db:
-            kinds = db.execute("select kind, count(*) from results group by kind").fetchall()
+        kinds = rows(store_url, "select kind, count(*) from results group by kind")
         assert kinds == [("canceled", 12)]
         assert run_cli(["collect"], cli_env).stderr.strip() == "no open runs"
         (state,) = json.loads(run_cli(["status", run_id, "--json"], cli_env).stdout)
@@ -375,8 +370,9 @@ class TestCancel:
         self, tmp_path, cli_env, sandbox
     ):
         suite = _suite(tmp_path / "s")
-        first = json.loads(run_cli(["run", str(suite), "--json"], cli_env).stdout)["run"]["id"]
-        second = json.loads(run_cli(["run", str(suite), "--json"], cli_env).stdout)["run"]["id"]
+        done = ["run", str(suite), "--mode", "sync", "--json"]  # not through the slow batches
+        first = json.loads(run_cli(done, cli_env).stdout)["run"]["id"]
+        second = json.loads(run_cli(done, cli_env).stdout)["run"]["id"]
         third = run_cli(["run", str(suite), "--detach"], cli_env).stdout.strip()
         assert run_cli(["cancel", third], cli_env).code == 0
         compared = run_cli(["compare", first, "latest", "--format", "json"], cli_env)
@@ -412,6 +408,7 @@ def test_an_invalid_request_is_terminal_at_once_with_the_providers_message(
 
 
 # -- a provider that cannot list its batches ----------------------------------------------------
+@pytest.mark.both_stores
 class TestNoListing:
     @pytest.fixture
     def sandbox_config(self) -> SandboxConfig:
@@ -453,3 +450,34 @@ class TestNoListing:
         assert done.code == 0, done.stderr
         assert json.loads(done.stdout)[0]["status"] == "done"
         assert sandbox.stats()["batches_created"] == 2  # the generate batch, then grading
+
+
+# -- two orphans alike ---------------------------------------------------------------------------
+class TestOrphansAlike:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        return SandboxConfig(responder="echo", batch_latency=15.0)
+
+    def test_two_runs_orphaned_batches_of_one_size_are_each_adopted_by_their_own_run(
+        self, tmp_path, cli_env, sandbox, store_url
+    ):
+        # Both runs lose the handle of a 4-request batch; the first one's batch is the older.
+        # Reconciling the second run first must not adopt the first run's batch (both still
+        # running, so their custom_ids cannot be checked yet): it waits for them to end.
+        env = {**cli_env, "EVALBATCH_FAILPOINT": "submit.after_create"}
+        first, second = (
+            re.search(
+                r"run (\S+): 4 cases",
+                run_cli(["run", str(write_suite(tmp_path / name)), "--detach"], env).stderr,
+            ).group(1)
+            for name in ("a", "b")
+        )
+        early = run_cli(["collect", second, "--json"], cli_env)  # both batches still running
+        assert json.loads(early.stdout)[0]["status"] == "generate", early.stderr
+        for run_id in (second, first):
+            done = run_cli(["collect", run_id, "--wait", "--json"], cli_env)
+            assert json.loads(done.stdout)[0]["status"] == "done", done.stderr
+        assert sandbox.stats()["batches_created"] == 2  # one each: nothing sent again
+        for run_id in (first, second):
+            stored = rows(store_url, "select text from results where run_id=?", run_id)
+            assert len(stored) == 4  # its own results, from its own batch

@@ -1,24 +1,20 @@
-"""The pipeline end to end: the real CLI (a process) against the sandbox over HTTP."""
+"""The pipeline end to end: the real CLI (a process) against the sandbox over HTTP, on SQLite
+and on a real PostgreSQL server (``both_stores``)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 
 from evalbatch.catalog.models import load_catalog
 from evalbatch.catalog.tokenizer import count_text
 
+from ..storedb import dicts, rows, scalar
 from .conftest import run_cli
 from .suites import CASES, write_suite
 
-
-def _db(home: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(home / "evalbatch.db")
-    conn.row_factory = sqlite3.Row
-    return conn
+pytestmark = pytest.mark.both_stores
 
 
 def _expected_haiku_cost(text: str, max_tokens: int, batch: bool) -> float:
@@ -29,7 +25,7 @@ def _expected_haiku_cost(text: str, max_tokens: int, batch: bool) -> float:
     return sync * 0.5 if batch else sync
 
 
-def test_batch_run_scores_and_prices_every_result(tmp_path, cli_env, sandbox, _isolated_home):
+def test_batch_run_scores_and_prices_every_result(tmp_path, cli_env, sandbox, store_url):
     suite = write_suite(tmp_path / "s")
     result = run_cli(["run", str(suite)], cli_env)
     assert result.code == 0, result.stderr
@@ -37,22 +33,21 @@ def test_batch_run_scores_and_prices_every_result(tmp_path, cli_env, sandbox, _i
     assert "cost $" in result.stdout and "naive $" in result.stdout
     stats = sandbox.stats()
     assert stats["batches_created"] == 1  # one generate batch; no model grader, no grade batch
-    with _db(_isolated_home) as db:
-        rows = db.execute("select * from results order by case_id").fetchall()
-        assert len(rows) == 4
-        for row in rows:
-            case = next(c for c in CASES if c["id"] == row["case_id"])
-            assert row["mode"] == "batch" and row["service_tier"] == "batch"
-            assert row["model"] == "claude-haiku-5-5"
-            assert row["text"] == case["input"]  # echo responder
-            assert row["input_tokens"] == count_text(case["input"])
-            assert row["cost_usd"] == pytest.approx(_expected_haiku_cost(case["input"], 64, True))
-            assert row["sync_cost_usd"] == pytest.approx(2 * row["cost_usd"])
-        scores = {r["case_id"]: r["passed"] for r in db.execute("select * from scores")}
+    stored = dicts(store_url, "select * from results order by case_id")
+    assert len(stored) == 4
+    for row in stored:
+        case = next(c for c in CASES if c["id"] == row["case_id"])
+        assert row["mode"] == "batch" and row["service_tier"] == "batch"
+        assert row["model"] == "claude-haiku-5-5"
+        assert row["text"] == case["input"]  # echo responder
+        assert row["input_tokens"] == count_text(case["input"])
+        assert row["cost_usd"] == pytest.approx(_expected_haiku_cost(case["input"], 64, True))
+        assert row["sync_cost_usd"] == pytest.approx(2 * row["cost_usd"])
+    scores = dict(rows(store_url, "select case_id, passed from scores"))
     assert scores == {"paris": 1, "rome": 1, "oslo": 0, "tokyo": 1}
 
 
-def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env, _isolated_home):
+def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env, store_url):
     suite = write_suite(tmp_path / "s")
     batch = run_cli(["run", str(suite), "--json"], cli_env)
     sync = run_cli(["run", str(suite), "--mode", "sync", "--json"], cli_env)
@@ -61,27 +56,24 @@ def test_batch_and_sync_give_identical_scores_at_half_the_cost(tmp_path, cli_env
     assert b["run"]["mode"] == "batch" and s["run"]["mode"] == "sync"
     assert b["run"]["manifest_hash"] == s["run"]["manifest_hash"]  # mode is not result-changing
     assert b["graders"] == s["graders"]
-    with _db(_isolated_home) as db:
 
-        def scores(run_id: str) -> list[tuple]:
-            return db.execute(
-                "select case_id, grader, passed, value from scores where run_id=? order by case_id",
-                (run_id,),
-            ).fetchall()
+    def scores(run_id: str) -> list[tuple]:
+        return rows(
+            store_url,
+            "select case_id, grader, passed, value from scores where run_id=? order by case_id",
+            run_id,
+        )
 
-        def tokens(run_id: str) -> list[tuple]:
-            return db.execute(
-                "select case_id, input_tokens, output_tokens from results where "
-                "run_id=? order by case_id",
-                (run_id,),
-            ).fetchall()
+    def tokens(run_id: str) -> list[tuple]:
+        return rows(
+            store_url,
+            "select case_id, input_tokens, output_tokens from results where "
+            "run_id=? order by case_id",
+            run_id,
+        )
 
-        assert [tuple(r) for r in scores(b["run"]["id"])] == [
-            tuple(r) for r in scores(s["run"]["id"])
-        ]
-        assert [tuple(r) for r in tokens(b["run"]["id"])] == [
-            tuple(r) for r in tokens(s["run"]["id"])
-        ]
+    assert scores(b["run"]["id"]) == scores(s["run"]["id"])
+    assert tokens(b["run"]["id"]) == tokens(s["run"]["id"])
     assert b["totals"]["cost"] / s["totals"]["cost"] == 0.5
 
 
@@ -104,7 +96,7 @@ def sandbox_config():
 
 
 def test_rubric_grading_is_its_own_batched_step_with_its_own_ledger(
-    tmp_path, cli_env, sandbox, _isolated_home
+    tmp_path, cli_env, sandbox, store_url
 ):
     suite = write_suite(
         tmp_path / "s",
@@ -122,13 +114,12 @@ def test_rubric_grading_is_its_own_batched_step_with_its_own_ledger(
     ledgers = {(c["step"], c["model"]) for c in report["costs"]}
     assert ledgers == {("generate", "claude-haiku-5-5"), ("grade", "claude-opus-5-5")}
     grade_cost = sum(c["cost"] for c in report["costs"] if c["step"] == "grade")
-    with _db(_isolated_home) as db:
-        stored = db.execute("select sum(cost_usd) from results where step='grade'").fetchone()[0]
-        verdict = db.execute(
-            "select value, explanation from scores where case_id='oslo' and grader='rubric'"
-        ).fetchone()
+    stored = scalar(store_url, "select sum(cost_usd) from results where step='grade'")
+    verdict = rows(
+        store_url, "select value, explanation from scores where case_id='oslo' and grader='rubric'"
+    )
     assert grade_cost == pytest.approx(stored) and grade_cost > 0
-    assert tuple(verdict) == (2.0, "wrong city")
+    assert verdict == [(2.0, "wrong city")]
 
 
 def test_gate_failure_exits_1(tmp_path, cli_env):

@@ -19,7 +19,7 @@ from .console import err
 __all__ = ["app", "main"]
 
 # Each module registers its commands on the app; `--help` lists them in this order.
-for _module in ("running", "sweeping", "calibrating", "reporting", "browsing"):
+for _module in ("running", "sweeping", "calibrating", "reporting", "browsing", "database"):
     importlib.import_module(f"{__name__}.{_module}")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
+from ..errors import ConfigError
 from .app import (
     BatchLatencyOpt,
     BudgetOpt,
@@ -27,6 +28,9 @@ from .app import (
 )
 from .console import age, err, out
 from .progress import RichProgress
+
+if TYPE_CHECKING:
+    from ..store.db import Store
 
 
 @app.command()
@@ -108,6 +112,16 @@ def collect(
     ] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Every open run.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Loop until the runs are done.")] = False,
+    forever: Annotated[
+        bool,
+        typer.Option(
+            "--forever",
+            help="Serve as a worker: every open run once per round, until SIGTERM or Ctrl-C.",
+        ),
+    ] = False,
+    poll: Annotated[
+        float, typer.Option("--poll", help="With --forever: seconds between rounds.", min=0.0)
+    ] = 10.0,
     budget: Annotated[
         float | None,
         typer.Option("--budget", help="Set a new spend limit (USD) on these runs first."),
@@ -134,6 +148,11 @@ def collect(
     from ..run.collect import collect_runs, open_units
 
     store = store_at(db)
+    if forever:
+        if run_ids or attach or resubmit or wait:
+            raise ConfigError("--forever serves every open run: no run ids, --wait or --attach")
+        _serve(store, poll, budget, as_json)
+        return
     ids = [resolve_unit(store, r) for r in run_ids or []] or open_units(store)
     results = collect_runs(
         store,
@@ -166,6 +185,38 @@ def collect(
         err.print("no open runs")
     if any(r.status == "needs_attention" for r in results):
         raise typer.Exit(3)
+
+
+def _serve(store: Store, poll: float, budget: float | None, as_json: bool) -> None:
+    import sys
+    import threading
+
+    import orjson
+
+    from ..providers import open_provider
+    from ..run.collect import Collected, serve, stop_on_signals
+
+    if budget is not None:
+        raise ConfigError("--budget is set per run: evalbatch collect RUN --budget USD")
+    stop = threading.Event()
+    stop_on_signals(stop)
+    err.print(f"serving {store.url}: every open run each {poll:g} s; SIGTERM or Ctrl-C stops")
+
+    def report(done: list[Collected]) -> None:
+        for item in done:
+            if item.status == "skipped":
+                continue
+            if as_json:  # one JSON object per line: a log to follow, not one document
+                line = {"run_id": item.run_id, "status": item.status, "note": item.note}
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(
+                    f"{item.run_id}: {item.status}" + (f" — {item.note}" if item.note else "")
+                )
+
+    serve(store, open_provider, RichProgress(quiet=True), poll_s=poll, stop=stop, on_round=report)
+    err.print("stopped")
 
 
 @app.command()

@@ -127,7 +127,13 @@ class BatchPath:
 
     # -- reconcile ------------------------------------------------------------------------
     def reconcile_intents(self) -> None:
-        """Adopt the provider batch each unconfirmed intent created, or resubmit it."""
+        """Adopt the provider batch each unconfirmed intent created, or resubmit it.
+
+        With several collectors on one store, another run's batch can be listed before its
+        collector stored the handle, and a running batch cannot show its custom_ids yet. So
+        while any other unconfirmed intent in the store looks alike (same request count, same
+        time), only an ended batch whose custom_ids are this intent's is adopted, and an intent
+        with a running candidate waits for it to end instead of being sent again."""
         intents = self.store.batches.intents(self.run_id, self.scope.sweep_id)
         if not intents:
             return
@@ -142,12 +148,24 @@ class BatchPath:
                 raise
             raise RunNeedsAttention(self._orphans(intents, exc)) from exc
         for intent in sorted(intents, key=lambda r: r.seq):
-            match = self._match(intent, candidates)
+            ambiguous = self.store.batches.alike_intents(
+                intent.id, intent.request_count, intent.created_at - CLOCK_SLACK_S
+            )
+            match = self._match(intent, candidates, checked=ambiguous)
             if match is not None:
                 candidates.remove(match)
                 self.store.batches.record_handle(intent.id, match)
-            else:
+            elif not (ambiguous and self._running_candidate(intent, candidates)):
                 self.store.batches.abandon(intent.id)
+
+    def _running_candidate(self, intent: BatchRecord, candidates: list[BatchInfo]) -> bool:
+        """A batch that may be this intent's but cannot be checked until it ends."""
+        return any(
+            info.status != "ended"
+            and info.request_count == intent.request_count
+            and info.created_at >= intent.created_at - CLOCK_SLACK_S
+            for info in candidates
+        )
 
     def _orphans(self, intents: list[BatchRecord], exc: ProviderError) -> str:
         """What may be running at the provider unknown to us, and how to adopt or drop it."""
@@ -191,11 +209,18 @@ class BatchPath:
             self.store.batches.abandon(intent.id)
         return len(intents)
 
-    def _match(self, intent: BatchRecord, candidates: list[BatchInfo]) -> BatchInfo | None:
+    def _match(
+        self, intent: BatchRecord, candidates: list[BatchInfo], *, checked: bool = False
+    ) -> BatchInfo | None:
+        """The candidate this intent created: same request count, created after it (with clock
+        slack), and for an ended batch custom_ids of its requests. ``checked``: only an ended,
+        so checkable, batch will do."""
         for info in sorted(candidates, key=lambda b: b.created_at):
             if info.request_count != intent.request_count:
                 continue
             if info.created_at < intent.created_at - CLOCK_SLACK_S:
+                continue
+            if checked and info.status != "ended":
                 continue
             if info.status == "ended":
                 ids = self.provider.batch_custom_ids(info.id)

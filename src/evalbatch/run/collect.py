@@ -1,13 +1,17 @@
-"""`collect`: advance each open run (or the runs named) once, or until done with `wait`.
+"""`collect`: advance each open run (or the runs named) once, or until done with `wait`, or
+serve as a long-running worker (`serve`: every open run once per round, until told to stop).
 
 Runs are isolated from each other: a lease held elsewhere skips the run, a run that needs a
 person is reported, a transient provider error is noted for next time, and one run's failure
-never stops the others from advancing.
+never stops the others from advancing. Any number of collectors may share a store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import signal
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import (
@@ -103,11 +107,16 @@ def _settle(store: Store, run_id: str, factory: ProviderFactory, attach: str | N
 
 
 def _isolated(
-    store: Store, run_id: str, factory: ProviderFactory, progress: Progress, wait: bool
+    store: Store,
+    run_id: str,
+    factory: ProviderFactory,
+    progress: Progress,
+    wait: bool,
+    resume: bool = True,
 ) -> Collected:
     """One run's unexpected failure (a bug, a damaged row) stops that run, not the others."""
     try:
-        return _collect_one(store, run_id, factory, progress, wait)
+        return _collect_one(store, run_id, factory, progress, wait, resume)
     except (InputError, StoreError):
         raise  # the user's input or the store itself: every run would fail the same way
     except Exception as exc:
@@ -131,14 +140,19 @@ def _isolated(
 
 
 def _collect_one(
-    store: Store, run_id: str, factory: ProviderFactory, progress: Progress, wait: bool
+    store: Store,
+    run_id: str,
+    factory: ProviderFactory,
+    progress: Progress,
+    wait: bool,
+    resume: bool,
 ) -> Collected:
     runner = _runner(store, run_id, factory, progress)
     try:
         status = drive(
             runner,
             until="done" if wait else "once",
-            resume=True,
+            resume=resume,
             poll_s=2.0,
             max_transient=None if wait else 0,
         )
@@ -153,3 +167,44 @@ def _collect_one(
         # Nothing is lost: the journal holds every handle; the next collect picks up.
         return Collected(run_id, runner.status(), f"provider error, try again later: {exc}")
     return Collected(run_id, status)
+
+
+def serve(
+    store: Store,
+    provider_factory: ProviderFactory,
+    progress: Progress,
+    *,
+    poll_s: float,
+    stop: threading.Event,
+    on_round: Callable[[list[Collected]], None],
+) -> None:
+    """A worker: each round advances every open run once (those another collector holds are
+    skipped, and those that need a person are left for `collect RUN`), reports the round
+    through ``on_round`` and waits ``poll_s`` before the next, until ``stop`` is set. The step
+    under way when it is set finishes first, and its lease is released."""
+    while not stop.is_set():
+        open_ids = [*store.sweeps.open_ids(attention=False), *store.runs.open_ids(attention=False)]
+        run_ids = [u for u in units(store, open_ids) if not _needs_person(store, u)]
+        random.shuffle(run_ids)  # workers that start together spread over the runs
+        done: list[Collected] = []
+        for run_id in run_ids:
+            if stop.is_set():
+                break
+            done.append(_isolated(store, run_id, provider_factory, progress, False, False))
+        on_round(done)
+        stop.wait(poll_s)
+
+
+def _needs_person(store: Store, unit: str) -> bool:
+    """A run of a sweep that needs attention stands for its sweep, which then waits too."""
+    return is_sweep(unit) and store.sweeps.get(unit).status == "needs_attention"
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM (a service manager) and SIGINT (Ctrl-C) end `serve` after the current step."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 
 from ..records import OPEN_BATCH, BatchInfo, BatchStatus, Step
 from . import schema
+from .leases import Leases
 from .records import BatchRecord
 from .requests import mark_queued, requeue_batch
 
@@ -41,8 +42,9 @@ def batch_record(row: Row[Any]) -> BatchRecord:
 
 
 class Batches:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, leases: Leases | None = None) -> None:
         self.engine = engine
+        self.leases = leases or Leases(engine)
 
     # -- the journal --------------------------------------------------------------------------
     def record_intent(
@@ -56,9 +58,12 @@ class Batches:
     ) -> int:
         """Before the provider call: the batch row (status intent) and its requests queued on
         it, in one transaction. Returns the batch row id. A sweep's batch carries its first
-        run's id and the sweep's id, and may hold requests of every run of the sweep."""
+        run's id and the sweep's id, and may hold requests of every run of the sweep. Raises
+        RunLeased when this process drove the run under a lease it has since lost (nothing is
+        written, nothing sent)."""
         b = schema.batches.c
         with self.engine.begin() as conn:
+            self.leases.fence(conn, run_id)
             seq = int(conn.execute(select(func.max(b.seq)).where(b.run_id == run_id)).scalar() or 0)
             batch_id = int(
                 conn.execute(
@@ -179,6 +184,25 @@ class Batches:
 
     def intents(self, run_id: str, sweep_id: str | None = None) -> list[BatchRecord]:
         return self.of_run(run_id, ("intent",), sweep_id=sweep_id)
+
+    def alike_intents(self, intent_id: int, request_count: int, since: float) -> bool:
+        """Is there another unconfirmed intent in the store (any run) with this many requests,
+        written since ``since``? Then a listed batch of that size may be either's."""
+        b = schema.batches.c
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(b.id)
+                .where(
+                    and_(
+                        b.status == "intent",
+                        b.id != intent_id,
+                        b.request_count == request_count,
+                        b.created_at >= since,
+                    )
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def known_provider_ids(self) -> set[str]:
         """Every provider batch id any run of this store has adopted."""

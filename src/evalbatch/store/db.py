@@ -22,7 +22,7 @@ from .browse import Browse
 from .calibrations import Calibrations
 from .history import History
 from .leases import Leases
-from .migrations import apply_migrations, check_migrated
+from .migrations import apply_migrations, check_migrated, pending_migrations
 from .references import References
 from .regrades import Regrades
 from .reports import Reports
@@ -62,10 +62,10 @@ class Store:
         self.url = redact(url)
         self.runs = Runs(engine)
         self.requests = Requests(engine)
-        self.batches = Batches(engine)
+        self.leases = Leases(engine)
+        self.batches = Batches(engine, self.leases)
         self.results = Results(engine)
         self.scores = Scores(engine)
-        self.leases = Leases(engine)
         self.reports = Reports(engine)
         self.history = History(engine)
         self.sweeps = Sweeps(engine)
@@ -78,12 +78,31 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def pending_migrations(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return pending_migrations(conn)
+
+    def upgrade(self) -> list[str]:
+        """Apply the migrations this store has not had; returns their names."""
+        try:
+            with self.engine.begin() as conn:
+                return apply_migrations(conn)
+        except SQLAlchemyError as exc:
+            raise store_error(exc, self.url) from exc
+
     def failure(self, exc: BaseException) -> StoreError | None:
         """The StoreError an exception of the database layer means, or None for any other."""
         return store_error(exc, self.url) if isinstance(exc, SQLAlchemyError) else None
 
     def close(self) -> None:
+        self.leases.close()
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
@@ -108,9 +127,10 @@ def _read_only(path: Path) -> bool:
     return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
 
 
-def open_store(url: str | None = None) -> Store:
-    """The store at ``url`` (default: see the module docstring), migrated. A store we may only
-    read opens read-only: reports, `runs` and `status` work; writing is a StoreError."""
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+    """The store at ``url`` (default: see the module docstring), migrated (unless ``migrate``
+    is False: `db upgrade` applies them itself). A store we may only read opens read-only:
+    reports, `runs` and `status` work; writing is a StoreError."""
     url = url or default_url()
     path = _sqlite_path(url)
     engine_url = url
@@ -130,7 +150,7 @@ def open_store(url: str | None = None) -> Store:
         with engine.begin() as conn:
             if read_only:
                 check_migrated(conn, redact(url))
-            else:
+            elif migrate:
                 apply_migrations(conn)
     except SQLAlchemyError as exc:
         raise store_error(exc, redact(url)) from exc

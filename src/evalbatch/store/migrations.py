@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Float, MetaData, String, Table, inspect, select, text
+from sqlalchemy import Column, Float, MetaData, String, Table, func, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
@@ -84,8 +84,17 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
 ]
 
 
+# Collectors starting together on a new PostgreSQL store migrate one at a time.
+_MIGRATION_LOCK = 0x65766D6967  # "evmig"
+
+
 def apply_migrations(conn: Connection) -> list[str]:
-    """Apply every migration not yet recorded; returns the names applied now."""
+    """Apply every migration not yet recorded; returns the names applied now. On PostgreSQL
+    a transaction-level advisory lock serialises processes migrating the same store."""
+    if not pending_migrations(conn):
+        return []
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
     _meta.create_all(conn)
     done = set(conn.execute(select(_migrations_table.c.name)).scalars())
     applied = []

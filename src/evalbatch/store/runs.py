@@ -206,14 +206,16 @@ class Runs:
             ).scalar()
         return str(status), int(batches or 0), int(results or 0)
 
-    def open_ids(self) -> list[str]:
-        """Runs that are not done or canceled, oldest first."""
+    def open_ids(self, *, attention: bool = True) -> list[str]:
+        """Runs that are not done or canceled, oldest first (without those that need a person
+        when ``attention`` is False)."""
         runs = schema.runs.c
+        closed = tuple(CLOSED_RUN) if attention else (*CLOSED_RUN, "needs_attention")
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
                     select(runs.id)
-                    .where(runs.status.not_in(tuple(CLOSED_RUN)))
+                    .where(runs.status.not_in(closed))
                     .order_by(runs.created_at, runs.id)
                 ).scalars()
             )

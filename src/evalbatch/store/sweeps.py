@@ -111,14 +111,15 @@ class Sweeps:
             ).scalar()
         return None if found is None else str(found)
 
-    def open_ids(self) -> list[str]:
+    def open_ids(self, *, attention: bool = True) -> list[str]:
+        """Sweeps not done or canceled, oldest first (without those that need a person when
+        ``attention`` is False)."""
         s = schema.sweeps.c
+        closed = tuple(CLOSED_RUN) if attention else (*CLOSED_RUN, "needs_attention")
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
-                    select(s.id)
-                    .where(s.status.not_in(tuple(CLOSED_RUN)))
-                    .order_by(s.created_at, s.id)
+                    select(s.id).where(s.status.not_in(closed)).order_by(s.created_at, s.id)
                 ).scalars()
             )
 

@@ -1,0 +1,100 @@
+"""`evalbatch db copy` (a laptop's SQLite store into the team's PostgreSQL store, idempotent)
+and `evalbatch db upgrade` (migrations on demand), driven through the real CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from evalbatch.analysis.export import export_run
+from evalbatch.analysis.summary import summarize
+from evalbatch.store.db import open_store
+from evalbatch.store.migrations import MIGRATIONS
+
+from ..storedb import rows
+from ..view.fixtures import build_view_store
+from .conftest import run_cli
+
+POSTGRES = [pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
+    return {**env, "EVALBATCH_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "160"}
+
+
+def _export(url: str, run_id: str) -> str:
+    with open_store(url) as store:
+        out = io.StringIO()
+        export_run(store, run_id, "jsonl", out)
+        return out.getvalue()
+
+
+def _summary(url: str, run_id: str) -> object:
+    with open_store(url) as store:
+        return _rounded(summarize(store, run_id).to_dict())
+
+
+def _rounded(value: object) -> object:
+    """Sums of floats differ in the last bits with the order each database adds them in."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("store_url", POSTGRES, indirect=True)
+def test_copy_moves_finished_runs_once_and_leaves_open_ones(tmp_path, store_url, _isolated_home):
+    local = build_view_store(tmp_path / "laptop")  # two finished runs (hostile text), one open
+    env = _env(_isolated_home)
+    first = run_cli(["db", "copy", local.url, store_url, "--json"], env)
+    assert first.code == 0, first.stderr
+    outcome = {item["run_id"]: item for item in json.loads(first.stdout)}
+    assert {r for r, item in outcome.items() if item["copied"]} == {local.base, local.new}
+    assert "open (generate)" in outcome[local.live]["note"]
+    for run_id in (local.base, local.new):
+        assert _summary(store_url, run_id) == _summary(local.url, run_id)
+        assert _export(store_url, run_id) == _export(local.url, run_id)
+    for table in ("requests", "results", "scores", "cases", "batches", "prefixes"):
+        query = f"select count(*) from {table} where run_id in (?, ?)"
+        assert rows(store_url, query, local.base, local.new) == rows(
+            local.url, query, local.base, local.new
+        ), table
+    joined = "select count(*) from results r join requests q on q.id = r.request_id"
+    assert rows(store_url, joined) == rows(store_url, "select count(*) from results")
+
+    again = run_cli(["db", "copy", local.url, store_url, "--include-open", "--json"], env)
+    assert again.code == 0, again.stderr
+    notes = {item["run_id"]: (item["copied"], item["note"]) for item in json.loads(again.stdout)}
+    assert notes == {
+        local.base: (False, "already there"),
+        local.new: (False, "already there"),
+        local.live: (True, None),  # asked for: now it is collected from the team store
+    }
+    listed = run_cli(["runs", "--json"], {**env, "EVALBATCH_DB": store_url})
+    assert {r["id"] for r in json.loads(listed.stdout)} == {local.base, local.new, local.live}
+
+
+@pytest.mark.both_stores
+def test_upgrade_applies_pending_migrations_once(store_url, _isolated_home):
+    with open_store(store_url, migrate=False) as store:
+        assert store.pending_migrations() == [m.__name__ for m in MIGRATIONS]
+    env = {**_env(_isolated_home), "EVALBATCH_DB": store_url}
+    first = run_cli(["db", "upgrade", "--json"], env)
+    assert first.code == 0, first.stderr
+    assert json.loads(first.stdout)["applied"] == [m.__name__ for m in MIGRATIONS]
+    second = run_cli(["db", "upgrade"], env)
+    assert second.code == 0 and "is up to date" in second.stderr
+
+
+def test_copy_into_the_same_store_is_refused(tmp_path, _isolated_home):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = run_cli(["db", "copy", url, url], _env(_isolated_home))
+    assert result.code == 2 and "the same store" in result.stderr
