@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own EVALBATCH_HOME and no real API key."""
+"""Shared fixtures: every test gets its own EVALBATCH_HOME and no real API key (of either
+provider)."""
 
 from __future__ import annotations
 
@@ -14,4 +15,6 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("EVALBATCH_DB", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     return home

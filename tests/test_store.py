@@ -25,6 +25,7 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
         "runs",
         "scores",
         "steps",
+        "sweeps",
     }
     assert {
         "cost_usd",
@@ -37,6 +38,7 @@ def test_migrations_apply_once_and_pin_the_schema(tmp_path) -> None:
         "route",
     } <= set(cols["results"])
     assert "provider_batch_id" in cols["batches"]
+    assert {"upload_id", "released_at"} <= set(cols["batches"])  # m005: two-step providers
 
 
 def test_store_uses_wal(tmp_path) -> None:
@@ -85,3 +87,41 @@ def test_expired_lease_can_be_taken(tmp_path) -> None:
 def test_unused_engine_helper() -> None:
     # create_engine import keeps the dialect check honest for in-memory stores
     assert create_engine("sqlite://").dialect.name == "sqlite"
+
+
+def test_a_store_of_the_previous_schema_upgrades_and_keeps_its_batches(tmp_path) -> None:
+    """m005 adds the two-step columns to a store whose batches were written before them."""
+    from sqlalchemy import text
+
+    from evalbatch.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    previous = migrations.MIGRATIONS[: migrations.MIGRATIONS.index(migrations.m005_batch_uploads)]
+    with old.begin() as conn:
+        migrations._meta.create_all(conn)
+        for migration in previous:
+            migration(conn)
+            conn.execute(
+                migrations._migrations_table.insert().values(name=migration.__name__, applied_at=0)
+            )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, suite_name, suite_path, created_at, updated_at, status, "
+                "mode, manifest_hash, manifest, suite, options, case_count) VALUES "
+                "('r1', 's', 's.yaml', 0, 0, 'generate', 'batch', 'h', '{}', '{}', '{}', 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO batches (run_id, step, seq, provider, provider_batch_id, status, "
+                "request_count, bytes, created_at, poll_failures) VALUES "
+                "('r1', 'generate', 1, 'anthropic', 'msgbatch_1', 'in_progress', 3, 10, 0, 0)"
+            )
+        )
+    old.dispose()
+    store = open_store(url)
+    [batch] = store.batches.open("r1")
+    assert (batch.provider_batch_id, batch.upload_id, batch.released_at) == ("msgbatch_1", None, None)
+    assert batch.label == f"evalbatch-r1-b{batch.id}"
+    assert store.batches.unreleased("r1") == []

@@ -53,8 +53,10 @@ def plan(
     counter = None
     if count_tokens == "api":
         from ..providers import open_provider
+        from ..run.providers import ProviderPool
 
-        counter = open_provider().count_tokens
+        pool = ProviderPool(open_provider, base.catalog)
+        counter = lambda params: pool.for_model(params["model"]).count_tokens(params)  # noqa: E731
     store = store_at(db)
     model_list = [m.strip() for m in (models or "").split(",") if m.strip()]
     if base.suite.sweep is None and not model_list and not matrix:

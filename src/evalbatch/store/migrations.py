@@ -64,11 +64,19 @@ def m004_sweeps(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_batches_sweep ON batches (sweep_id, status)"))
 
 
+def m005_batch_uploads(conn: Connection) -> None:
+    """Two-step providers (OpenAI): the batch's uploaded input file, journaled between the
+    upload and the create call, and when the provider's files of the batch were deleted."""
+    conn.execute(text("ALTER TABLE batches ADD COLUMN upload_id VARCHAR(100)"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN released_at FLOAT"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_lease_acquired_at,
     m003_view_indexes,
     m004_sweeps,
+    m005_batch_uploads,
 ]
 
 

@@ -150,6 +150,10 @@ batches = Table(
     Column("last_error", Text),
     # m004: a sweep's batch holds requests of several runs; run_id is then its first variant
     Column("sweep_id", String(48)),
+    # m005: a two-step provider's uploaded input file (set between upload and create), and
+    # when the provider's files of the batch (input, output, errors) were deleted
+    Column("upload_id", String(100)),
+    Column("released_at", Float),
     UniqueConstraint("run_id", "step", "seq", name="uq_batch"),
 )
 Index("ix_batches_sweep", batches.c.sweep_id, batches.c.status)
