@@ -122,6 +122,10 @@ def test_a_store_of_the_previous_schema_upgrades_and_keeps_its_batches(tmp_path)
     old.dispose()
     store = open_store(url)
     [batch] = store.batches.open("r1")
-    assert (batch.provider_batch_id, batch.upload_id, batch.released_at) == ("msgbatch_1", None, None)
+    assert (batch.provider_batch_id, batch.upload_id, batch.released_at) == (
+        "msgbatch_1",
+        None,
+        None,
+    )
     assert batch.label == f"evalbatch-r1-b{batch.id}"
     assert store.batches.unreleased("r1") == []

@@ -48,7 +48,7 @@ def env(cli_env: dict[str, str], sandbox: SandboxServer) -> dict[str, str]:
 def _suite(folder: Path, **overrides) -> Path:
     return write_suite(
         folder,
-        cases=CASES,
+        cases=overrides.pop("cases", CASES),
         generate=overrides.pop("generate", GENERATE),
         grade=overrides.pop("grade", [{"contains": "{{ target }}"}, RUBRIC]),
         **overrides,
@@ -217,3 +217,41 @@ class TestFaults:
         kinds = _query(_isolated_home, "select kind, count(*) from results group by kind")
         assert kinds == [("succeeded", 12)]
         assert _files_left(sandbox) == []
+
+
+# -- plan against the run: automatic prefix caching ---------------------------------------------
+class TestPlan:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        from .test_plan import fixed_length_responder
+
+        return SandboxConfig(responder=fixed_length_responder, batch_latency=0.0)
+
+    def test_plan_projects_automatic_caching_token_for_token(self, tmp_path, env, sandbox):
+        """Best case (the sandbox's defaults: items one at a time, every item reads): OpenAI
+        reads the shared system prompt in steps of 128 past 1,024 tokens, writes nothing and is
+        not warmed; the Anthropic model in the same suite is warmed and written as before."""
+        from .test_plan import plan_suite, plan_then_run
+
+        suite = plan_suite(
+            tmp_path / "s",
+            routing={
+                "easy": "openai:gpt-5-nano",
+                "medium": "openai:gpt-5-mini",
+                "hard": "haiku",
+                "default": "haiku",
+            },
+            grade=[
+                {"rubric": {"model": "openai:gpt-4.1-mini", "rubric": "Right?", "pass": ">= 4"}}
+            ],
+            cache={"mode": "auto", "warm": True},
+        )
+        plan, report = plan_then_run(suite, env)
+        keys = ("requests", "input_tokens", "cache_write_tokens", "cache_read_tokens")
+        ledger = {(r["step"], r["model"]): tuple(r[k] for k in keys) for r in report["costs"]}
+        assert {(r["step"], r["model"]): tuple(r[k] for k in keys) for r in plan["lines"]} == ledger
+        assert {m for step, m in ledger if step == "warm"} == {"claude-haiku-5-5"}
+        read = ledger[("generate", "openai:gpt-5-mini")][3]
+        assert read > 0 and read % 128 == 0  # 1,024 + 128 k per request that read
+        assert ledger[("generate", "openai:gpt-5-mini")][2] == 0  # no write is ever reported
+        assert plan["strategies"]["plan"] == pytest.approx(report["totals"]["cost"], rel=0.01)
