@@ -199,6 +199,30 @@ def test_sigkill_at_each_openai_failpoint_then_collect(
     assert stored == [(12,)]  # every paid result stored once
 
 
+def test_attach_adopts_an_openai_batch_and_a_wrong_one_is_refused(
+    tmp_path, env, sandbox, _isolated_home
+):
+    """What a person does when the provider cannot be listed: adopt the batch by its id."""
+    crashing = {**env, "EVALBATCH_FAILPOINT": "submit.after_create"}
+    crashed = run_cli(["run", str(_suite(tmp_path / "s")), "--detach"], crashing)
+    assert crashed.code == -signal.SIGKILL, crashed.stderr
+    run_id = re.search(r"run (\S+): 6 cases", crashed.stderr).group(1)
+    with openai.OpenAI(base_url=f"{sandbox.base_url}/v1", api_key="k", max_retries=0) as client:
+        [batch] = client.batches.list()
+        other = client.batches.create(
+            input_file_id=client.files.create(file=("x.jsonl", b""), purpose="batch").id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
+    refused = run_cli(["collect", run_id, "--attach", other.id], env)
+    assert refused.code == 2 and "is not one of run" in refused.stderr, refused.stderr
+    adopted = run_cli(["collect", run_id, "--attach", batch.id, "--wait", "--json"], env)
+    assert adopted.code == 0, adopted.stderr
+    assert json.loads(adopted.stdout) == [{"run_id": run_id, "status": "done"}]
+    assert sandbox.stats()["openai_batches_created"] == 3  # ours twice (generate, grade) + other
+    assert _files_left(sandbox) == ["x.jsonl"]  # ours are all deleted; the stranger's is kept
+
+
 class TestFaults:
     @pytest.fixture
     def sandbox_config(self) -> SandboxConfig:

@@ -55,8 +55,7 @@ def plan(
         from ..providers import open_provider
         from ..run.providers import ProviderPool
 
-        pool = ProviderPool(open_provider, base.catalog)
-        counter = lambda params: pool.for_model(params["model"]).count_tokens(params)  # noqa: E731
+        counter = ProviderPool(open_provider, base.catalog).count_tokens
     store = store_at(db)
     model_list = [m.strip() for m in (models or "").split(",") if m.strip()]
     if base.suite.sweep is None and not model_list and not matrix:

@@ -34,6 +34,10 @@ class ProviderPool:
     def provider_of(self, model_id: str) -> str:
         return self._catalog.provider_of(model_id)
 
+    def count_tokens(self, params: dict[str, Any]) -> int:
+        """A request's input tokens, counted by its model's provider (`plan --count-tokens api`)."""
+        return self.for_model(str(params["model"])).count_tokens(params)
+
     def opened(self) -> list[Provider]:
         return list(self._open.values())
 
