@@ -58,7 +58,7 @@ class BatchLimits:
         return cls(
             min(provider_max, chunk),
             int(limits.get("batch_max_bytes", 256_000_000)),
-            provider == "openai",
+            bool(limits.get("batch_one_model", False)),
         )
 
 
@@ -102,12 +102,13 @@ class BatchPath:
             ids = self.store.requests.pending_ids_of(self.scope.max_attempts(), step)
         chunks: dict[ChunkKey, list[Item]] = {}
         sizes: dict[ChunkKey, int] = {}
+        known: dict[str, BatchLimits] = {}
         for req in self.store.requests.by_ids(ids):
             io = self.scope.runs[req.run_id]
             body = stored_body(req, prefixes[req.run_id], io.ttl, io.ingest.catalog)
             cid = custom_id(req.run_id, step, req.idx)
             name = self.providers.provider_of(req.model)
-            limits = self.limits(name)
+            limits = known.get(name) or known.setdefault(name, self.limits(name))
             item_bytes = self.providers.named(name).batch_item_bytes(cid, body)
             if item_bytes + ENVELOPE > limits.max_bytes:
                 raise ProviderError(
