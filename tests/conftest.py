@@ -1,5 +1,6 @@
-"""Shared fixtures: every test gets its own EVALBATCH_HOME and no real API key; tests marked
-``both_stores`` run twice, on SQLite and on a throwaway PostgreSQL server (``store_url``)."""
+"""Shared fixtures: every test gets its own EVALBATCH_HOME and no real API key (of either
+provider); tests marked ``both_stores`` run twice, on SQLite and on a throwaway PostgreSQL
+server (``store_url``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("EVALBATCH_DB", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     return home
 
 

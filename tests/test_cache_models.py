@@ -15,8 +15,11 @@ from evalbatch.plan.projection import CacheModel
 from evalbatch.sandbox.cache import PromptCache
 
 CATALOG = load_catalog()
-# One model per distinct cache minimum, and prefixes on both sides of each minimum.
-_BY_MINIMUM = {m.min_cache_tokens: m.id for m in CATALOG.models.values()}
+# One model per distinct cache minimum, and prefixes on both sides of each minimum (models with
+# breakpoints: automatic caching has its own test, tests/test_auto_cache.py).
+_BY_MINIMUM = {
+    m.min_cache_tokens: m.id for m in CATALOG.models.values() if not m.caches_automatically
+}
 MODELS = sorted(_BY_MINIMUM.values())
 PREFIXES = [
     " ".join(f"w{i}x" for i in range(n))

@@ -43,8 +43,8 @@ class CrashAfterCreate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> BatchInfo:
-        info = self.real.submit_batch(items)
+    def submit_batch(self, items: list[tuple[str, dict[str, Any]]], **kwargs: Any) -> BatchInfo:
+        info = self.real.submit_batch(items, **kwargs)
         self.created.append(info.id)
         raise SimulatedCrash(info.id)
 

@@ -11,6 +11,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import create_engine
 
 from evalbatch.errors import RunLeased
 from evalbatch.records import custom_id, parse_custom_id
@@ -85,6 +86,7 @@ def test_migrations_apply_once_and_pin_the_schema(store_url) -> None:
         "error",
     ]
     assert {"sweep_id", "variant"} <= set(cols["runs"]) and "sweep_id" in cols["batches"]
+    assert {"upload_id", "released_at"} <= set(cols["batches"])  # m007: two-step providers
 
 
 def test_store_uses_wal(tmp_path) -> None:
@@ -204,3 +206,45 @@ def test_a_holder_that_lost_its_lease_cannot_write_a_batch_intent(store_url) -> 
             slow.batches.record_intent("run1", "generate", "anthropic", [1, 2], 10)
         assert not slow.leases.renew("run1", "slow:1:a")
         other.leases.release("run1", "other:2:b")
+
+
+def test_a_store_of_the_previous_schema_upgrades_and_keeps_its_batches(tmp_path) -> None:
+    """m007 adds the two-step columns to a store whose batches were written before them."""
+    from sqlalchemy import text
+
+    from evalbatch.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = create_engine(url)
+    previous = migrations.MIGRATIONS[: migrations.MIGRATIONS.index(migrations.m007_batch_uploads)]
+    with old.begin() as conn:
+        migrations._meta.create_all(conn)
+        for migration in previous:
+            migration(conn)
+            conn.execute(
+                migrations._migrations_table.insert().values(name=migration.__name__, applied_at=0)
+            )
+        conn.execute(
+            text(
+                "INSERT INTO runs (id, suite_name, suite_path, created_at, updated_at, status, "
+                "mode, manifest_hash, manifest, suite, options, case_count) VALUES "
+                "('r1', 's', 's.yaml', 0, 0, 'generate', 'batch', 'h', '{}', '{}', '{}', 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO batches (run_id, step, seq, provider, provider_batch_id, status, "
+                "request_count, bytes, created_at, poll_failures) VALUES "
+                "('r1', 'generate', 1, 'anthropic', 'msgbatch_1', 'in_progress', 3, 10, 0, 0)"
+            )
+        )
+    old.dispose()
+    store = open_store(url)
+    [batch] = store.batches.open("r1")
+    assert (batch.provider_batch_id, batch.upload_id, batch.released_at) == (
+        "msgbatch_1",
+        None,
+        None,
+    )
+    assert batch.label == f"evalbatch-r1-b{batch.id}"
+    assert store.batches.unreleased("r1") == []

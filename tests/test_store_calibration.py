@@ -33,6 +33,7 @@ def test_a_store_of_the_previous_schema_upgrades(tmp_path) -> None:
             "m004_sweeps",
             "m005_reference_scores",
             "m006_calibrations",
+            "m007_batch_uploads",
         ]
     engine.dispose()
     store = open_store(url)

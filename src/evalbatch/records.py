@@ -184,6 +184,20 @@ class BatchInfo:
     ended_at: float | None = None
     expires_at: float | None = None
     request_count: int = 0
+    # Two-step providers (OpenAI) say which intent made a batch: the label evalbatch gave it
+    # (metadata) and the input file it was created from.
+    label: str | None = None
+    upload_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """A batch input file at a two-step provider: its id, the label evalbatch named it with
+    (None for a file evalbatch did not upload), and when it was created (epoch seconds)."""
+
+    id: str
+    label: str | None
+    created_at: float
 
 
 @dataclass(frozen=True)

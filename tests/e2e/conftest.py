@@ -42,7 +42,11 @@ def sandbox(sandbox_config: SandboxConfig) -> Iterator[SandboxServer]:
 def env_for(base_url: str, home: Path, store_url: str | None = None) -> dict[str, str]:
     """The CLI's environment: this sandbox, this store (EVALBATCH_HOME, or ``store_url`` when
     it is not the SQLite file there), no real key, no colour."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "EVALBATCH_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "EVALBATCH_"))
+    }
     env.update(
         {
             "ANTHROPIC_BASE_URL": base_url,

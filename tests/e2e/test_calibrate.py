@@ -144,6 +144,9 @@ def test_bad_input_is_one_line_and_exit_2(world: World, args: list[str], message
 def test_the_calibration_is_stored_for_later(world: World, tmp_path: Path):
     from evalbatch.store.db import open_store
 
+    # the calibration of the test above (reused when this worker ran it, made when not)
+    made = _calibrate(world, "--sample", "2000", "--min-kappa", "0.95", "--per-month", "60")
+    assert made.code == 0, made.stderr
     store = open_store(f"sqlite:///{Path(world.env['EVALBATCH_HOME']) / 'evalbatch.db'}")
     try:
         records = store.calibrations.of_run(world.run)

@@ -200,6 +200,12 @@ def never_hit(line: PrefixLine, catalog: Catalog) -> str:
         )
     if line.requests < 2:
         return f"{where} never hit the cache: only one request used it"
+    if info is not None and info.caches_automatically:  # no breakpoints, nothing to warm
+        return (
+            f"{where} never hit the cache across {line.requests} requests: does the prefix "
+            "change per case? (the provider's automatic cache is best effort: requests sent "
+            "at the same moment often miss)"
+        )
     return (
         f"{where} never hit the cache across {line.requests} requests: does the prefix change "
         "per case, or did every request start before the first write finished (try cache.warm)?"

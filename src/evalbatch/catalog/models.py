@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigError
+
+# How a model's provider caches prompts: at the breakpoints a request marks (Anthropic), or by
+# itself, on every prompt long enough, in steps past the minimum (OpenAI).
+PromptCache = Literal["breakpoints", "automatic"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,12 @@ class ModelInfo:
     min_cache_tokens: int
     max_output_tokens: int
     context_tokens: int
+    prompt_cache: PromptCache = "breakpoints"
+    cache_step_tokens: int = 0  # automatic caching: cached prefixes grow in steps of this many
+
+    @property
+    def caches_automatically(self) -> bool:
+        return self.prompt_cache == "automatic"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,10 @@ class Catalog:
             raise ConfigError(f"no prices for model {resolved!r} in the price table")
         return self.prices[resolved]
 
+    def provider_of(self, model_id: str) -> str:
+        """The provider that serves a model (alias or id): "anthropic", "openai"."""
+        return self.model(model_id).provider
+
     def strongest(self, model_ids: list[str]) -> str:
         return max(model_ids, key=lambda m: (self.models[m].strength, m))
 
@@ -124,6 +138,14 @@ def _band(raw: dict[str, Any], above: int) -> PriceBand:
     )
 
 
+def _prompt_cache(model_id: str, value: Any) -> PromptCache:
+    if value not in ("breakpoints", "automatic"):
+        raise ConfigError(
+            f"models.{model_id}.prompt_cache: {value!r} is not one of breakpoints, automatic"
+        )
+    return "automatic" if value == "automatic" else "breakpoints"
+
+
 @cache
 def load_catalog() -> Catalog:
     models_raw = _read_toml("models.toml", "EVALBATCH_MODELS")
@@ -137,6 +159,8 @@ def load_catalog() -> Catalog:
             min_cache_tokens=int(m.get("min_cache_tokens", 1024)),
             max_output_tokens=int(m.get("max_output_tokens", 64000)),
             context_tokens=int(m.get("context_tokens", 200000)),
+            prompt_cache=_prompt_cache(mid, m.get("prompt_cache", "breakpoints")),
+            cache_step_tokens=int(m.get("cache_step_tokens", 0)),
         )
         for mid, m in models_raw.get("models", {}).items()
     }

@@ -1,5 +1,9 @@
 """Cost from usage, and the counterfactuals every report shows (sync rate, no cache, no
-routing, naive), plus a Ledger that sums them by key. Rates come from the catalog, never code."""
+routing, naive), plus a Ledger that sums them by key. Rates come from the catalog, never code.
+
+One formula serves both providers: OpenAI's usage has no cache writes (its automatic cache
+charges nothing to write: a prefix not read is plain input), and its price table lists write
+rates equal to input, so no write premium can appear; its cached input is `cache_read`."""
 
 from __future__ import annotations
 

@@ -24,6 +24,12 @@ def count_text(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def token_ends(text: str) -> list[int]:
+    """Where each token of ``text`` ends (character offsets): a prefix of N tokens is
+    ``text[:ends[N - 1]]``."""
+    return [match.end() for match in _TOKEN.finditer(text)]
+
+
 class Block:
     """One content block of a request, in prefix order. Its digest (sha256 of the canonical
     content, cache_control excluded) is computed only when a breakpoint needs it: most requests

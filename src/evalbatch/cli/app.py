@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +17,8 @@ from ..errors import ConfigError, InputError, NotFound
 from .console import err, out
 
 if TYPE_CHECKING:  # imported when a command runs, so `--help` stays fast
-    from ..providers.base import Provider
+    from ..plan.prepare import Prepared
+    from ..providers.base import ProviderFactory
     from ..store.db import Store
 
 app = typer.Typer(
@@ -155,12 +156,12 @@ def emit(text: str, output: Path | None) -> None:
 @contextlib.contextmanager
 def provider_factory(
     sandbox: bool, responder: str, batch_latency: float
-) -> Iterator[Callable[[], Provider]]:
-    """The real provider, or one on an in-process sandbox that lives as long as the block."""
-    from ..providers import open_provider
+) -> Iterator[ProviderFactory]:
+    """The real providers, or both on an in-process sandbox that lives as long as the block."""
+    from ..providers import api_base_url, open_provider
 
     if not sandbox:
-        yield lambda: open_provider()
+        yield open_provider
         return
     from ..sandbox import SandboxConfig, SandboxServer
 
@@ -168,6 +169,15 @@ def provider_factory(
     server.start()
     err.print(f"sandbox listening on {server.base_url}", style="dim")
     try:
-        yield lambda: open_provider(base_url=server.base_url, api_key="sandbox")
+        yield lambda name="anthropic": open_provider(
+            name, base_url=api_base_url(name, server.base_url), api_key="sandbox"
+        )
     finally:
         server.stop()
+
+
+def check_credentials(factory: ProviderFactory, prepared: Iterable[Prepared]) -> None:
+    """A missing key (of a provider the suites use, and only those) fails here, before
+    anything is written."""
+    for name in sorted({name for p in prepared for name in p.provider_names()}):
+        factory(name).close()

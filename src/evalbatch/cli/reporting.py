@@ -58,8 +58,9 @@ def plan(
     counter = None
     if count_tokens == "api":
         from ..providers import open_provider
+        from ..run.providers import ProviderPool
 
-        counter = open_provider().count_tokens
+        counter = ProviderPool(open_provider, base.catalog).count_tokens
     store = store_at(db)
     per_month = per_month or base.suite.runs_per_month or 30
     model_list = [m.strip() for m in (models or "").split(",") if m.strip()]

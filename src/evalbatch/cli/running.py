@@ -20,6 +20,7 @@ from .app import (
     SandboxOpt,
     SetsOpt,
     app,
+    check_credentials,
     check_mode,
     print_json,
     provider_factory,
@@ -77,7 +78,7 @@ def run(
     }
     with provider_factory(sandbox, responder, batch_latency) as factory:
         if not sandbox:
-            factory().close()  # a missing key fails here, before anything is written
+            check_credentials(factory, [prepared])
         run_id = create_run(store, prepared, options)
         err.print(
             f"run {run_id}: {prepared.case_count} cases, mode {prepared.suite.mode}, "

@@ -3,6 +3,7 @@ sweep table with its recommendation."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from .app import (
     SandboxOpt,
     SetsOpt,
     app,
+    check_credentials,
     check_mode,
     print_json,
     provider_factory,
@@ -83,8 +85,6 @@ def sweep(
     )
     store = store_at(db)
     with provider_factory(sandbox, responder, batch_latency) as factory:
-        if not sandbox:
-            factory().close()  # a missing key fails here, before anything is written
         sweep_id, variants = create_sweep(
             store,
             suite,
@@ -94,6 +94,7 @@ def sweep(
             reference=reference or suite_reference,
             margin=suite_margin if margin is None else margin,
             options={"budget_usd": budget, "sandbox": sandbox},
+            before_write=None if sandbox else partial(check_credentials, factory),
         )
         err.print(
             f"sweep {sweep_id}: {len(variants)} variants of {variants[0][1].case_count} cases"

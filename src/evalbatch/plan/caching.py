@@ -1,5 +1,6 @@
 """Where cache breakpoints go: on the shared system prefix, with the TTL the mode calls for, and
-only where the prefix reaches the model's minimum cacheable length."""
+only where the prefix reaches the model's minimum cacheable length. A model whose provider caches
+automatically (OpenAI) gets none: it caches every long enough prompt by itself."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def with_breakpoint(
     """The system blocks, with a breakpoint on the last one when it is worth caching."""
     if not system:
         return None
-    if ttl is None or prefix_tokens < catalog.model(model).min_cache_tokens:
+    info = catalog.model(model)
+    if ttl is None or info.caches_automatically or prefix_tokens < info.min_cache_tokens:
         return system
     marked = [dict(block) for block in system]
     marked[-1]["cache_control"] = {"type": "ephemeral", "ttl": ttl}

@@ -43,6 +43,13 @@ class Prepared:
             g.name: Router(g.model, self.suite.routing, self.catalog) for g in self.model_graders()
         }
 
+    def provider_names(self) -> list[str]:
+        """Every provider the run may send to (generation and model graders, every route)."""
+        models = set(self.router.models())
+        for router in self.grade_routers().values():
+            models.update(router.models())
+        return sorted({self.catalog.provider_of(m) for m in models})
+
 
 def prepare(
     path: str | Path,

@@ -26,6 +26,7 @@ from ..graders.base import ModelGrader
 from ..records import Case, PlannedRequest, Usage
 from ..store.db import Store
 from ..suite.cases import iter_cases
+from .auto_cache import AutoCache
 from .caching import warm_body
 from .prepare import Prepared
 from .requests import GeneratedCase, plan_generate, plan_grade, planned_body
@@ -169,10 +170,14 @@ class CacheModel:
         self._seen: set[bytes] = set()
         self._catalog = catalog
         self._in_batch_reads = in_batch_reads
+        # A model whose provider caches by itself (OpenAI), whatever the suite's `cache:` says.
+        self._auto = AutoCache(catalog, in_batch_reads=in_batch_reads)
 
     def usage(
         self, params: dict[str, Any], input_total: int, output: int, *, batch_item: bool = False
     ) -> Usage:
+        if self._catalog.model(params["model"]).caches_automatically:
+            return self._auto.usage(params, input_total, output, batch_item=batch_item)
         points = breakpoints(params["model"], request_blocks(params))
         minimum = self._catalog.model(params["model"]).min_cache_tokens
         read = 0

@@ -13,7 +13,7 @@ import anthropic
 import orjson
 
 from ..errors import MissingCredentials, ProviderError
-from ..records import BatchInfo, Outcome
+from ..records import BatchInfo, Outcome, UploadInfo
 from .anthropic_wire import (
     batch_info,
     class_of_status,
@@ -75,7 +75,25 @@ class AnthropicProvider:
         return translate(exc, action, self.base_url)
 
     # -- batches ---------------------------------------------------------------------------
-    def submit_batch(self, items: list[tuple[str, dict[str, Any]]]) -> BatchInfo:
+    def batch_item_bytes(self, custom_id: str, params: dict[str, Any]) -> int:
+        return len(orjson.dumps({"custom_id": custom_id, "params": params})) + 1
+
+    def upload_batch(self, items: list[tuple[str, dict[str, Any]]], label: str) -> str | None:
+        return None  # one step: the requests go inline with the create call
+
+    def list_uploads(self, *, created_after: float) -> Iterator[UploadInfo]:
+        return iter(())
+
+    def release_batch(self, batch_id: str | None, upload_id: str | None) -> None:
+        return None  # nothing is kept apart from the batch, which expires on its own
+
+    def submit_batch(
+        self,
+        items: list[tuple[str, dict[str, Any]]],
+        *,
+        upload_id: str | None = None,
+        label: str = "",
+    ) -> BatchInfo:
         body = [{"custom_id": cid, "params": params} for cid, params in items]
         try:
             batch = self._create_client.messages.batches.create(requests=body)  # type: ignore[arg-type]

@@ -20,23 +20,24 @@ from ..graders.rubric import PairwiseGrader
 from ..plan.caching import cache_ttl
 from ..plan.requests import GeneratedCase, plan_grade
 from ..plan.routing import Router
-from ..providers.base import Provider
+from ..providers.base import ProviderFactory
 from ..records import GENERATE, GRADE, Case, Mode, RequestStatus, RunStatus, Step
 from ..store.db import Store
 from ..suite.schema import Suite
 from . import failpoints
-from .batch import BatchLimits, BatchPath
+from .batch import BatchPath
 from .budget import Budget
 from .drive import Until, drive
 from .ingest import IngestContext
 from .progress import NullProgress, Progress
+from .providers import ProviderPool
 from .reference import score_references
 from .scope import BatchScope
 from .scoring import score_run
 from .sync import SyncPath
 from .warming import plan_warm, run_warm
 
-ProviderFactory = Callable[[], Provider]
+__all__ = ["LoadedRun", "ProviderFactory", "Runner", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ class Runner:
         self.run_id = run_id
         self.catalog = catalog or load_catalog()
         self.progress: Progress = progress or NullProgress()
-        self._provider_factory = provider_factory
-        self._provider: Provider | None = None
+        # One provider per vendor the run's models need, opened when first used.
+        self.providers = ProviderPool(provider_factory, self.catalog)
         state = load_run(store, run_id)
         self.suite = state.suite
         self.mode: Mode = state.mode
@@ -94,15 +95,8 @@ class Runner:
         )
         self.ttl = cache_ttl(self.mode, self.suite.cache)
 
-    @property
-    def provider(self) -> Provider:
-        if self._provider is None:
-            self._provider = self._provider_factory()
-        return self._provider
-
     def close(self) -> None:
-        if self._provider is not None:
-            self._provider.close()
+        self.providers.close()
 
     def status(self) -> RunStatus:
         return self.store.runs.status(self.run_id)
@@ -256,7 +250,7 @@ class Runner:
             return
         if plan_warm(self.store, self.run_id, step, self.catalog):
             self.progress.status(f"{step}: warming the prompt cache")
-            run_warm(self.store, self.provider, self.ingest, self.ttl, self._concurrency())
+            run_warm(self.store, self.providers, self.ingest, self.ttl, self._concurrency())
 
     def _check_budget(self, step: Step) -> None:
         """Stop submitting once actual spend crosses the budget (follow-ups, grading)."""
@@ -273,7 +267,7 @@ class Runner:
         self.progress.start_sync(step, total)
         path = SyncPath(
             self.store,
-            self.provider,
+            self.providers,
             self.ingest,
             self.ttl,
             self._concurrency(),
@@ -285,12 +279,7 @@ class Runner:
             self.progress.end_sync()
 
     def _batch_path(self) -> BatchPath:
-        return BatchPath(
-            self.store,
-            self.provider,
-            BatchScope.single(self.ingest, self.ttl),
-            BatchLimits.from_catalog(self.catalog),
-        )
+        return BatchPath(self.store, self.providers, BatchScope.single(self.ingest, self.ttl))
 
     def _finish_generate(self) -> RunStatus:
         model_graders = with_references(self.graders)

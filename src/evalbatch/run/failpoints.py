@@ -7,7 +7,10 @@ duplicate batch and the same scoreboard. Unset, ``hit`` costs one dict lookup.
 
 Names: ``submit.after_intent``, ``submit.after_create``, ``submit.after_handle`` (each also
 with the step, e.g. ``submit.after_create.grade``), ``collect.mid_stream``, ``grade.after_plan``,
-``score.before``.
+``score.before``. A two-step provider (OpenAI) adds ``submit.after_upload`` (the input file is
+uploaded, its id not yet stored) and ``submit.after_upload_id`` (its id stored, the batch not yet
+created), each also with the step, and ``collect.before_release`` (a batch collected, its files
+not yet deleted).
 """
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ import contextlib
 
 from ..catalog import Catalog, load_catalog
 from ..errors import ProviderError, RunNeedsAttention
-from ..providers.base import Provider
 from ..records import GENERATE, GRADE, TERMINAL_RUN, RunStatus, Step
 from ..store.db import Store
-from .batch import BatchLimits, BatchPath
+from .batch import BatchPath
 from .budget import Budget
 from .drive import Until, drive
 from .engine import ProviderFactory, Runner
 from .progress import NullProgress, Progress
+from .providers import ProviderPool
 from .scope import BatchScope, RunIO
 
 
@@ -36,24 +36,18 @@ class SweepRunner:
         self.sweep_id = sweep_id
         self.progress: Progress = progress or NullProgress()
         self.catalog = catalog or load_catalog()
-        self._factory = provider_factory
-        self._provider: Provider | None = None
+        # One pool for every variant run: each provider is opened once for the sweep.
+        self.providers = ProviderPool(provider_factory, self.catalog)
         record = store.sweeps.get(sweep_id)
         self.mode = record.mode
         self.budget = Budget.of(record.spec.get("budget_usd"))
         self.runners = [
-            Runner(store, run_id, self._shared_provider, self.progress, self.catalog)
+            Runner(store, run_id, self.providers.named, self.progress, self.catalog)
             for run_id in store.sweeps.run_ids(sweep_id)
         ]
 
-    def _shared_provider(self) -> Provider:
-        if self._provider is None:
-            self._provider = self._factory()
-        return self._provider
-
     def close(self) -> None:
-        if self._provider is not None:
-            self._provider.close()
+        self.providers.close()
 
     def status(self) -> RunStatus:
         return self.store.sweeps.get(self.sweep_id).status
@@ -72,12 +66,7 @@ class SweepRunner:
         )
 
     def _path(self) -> BatchPath:
-        return BatchPath(
-            self.store,
-            self._shared_provider(),
-            self.scope(),
-            BatchLimits.from_catalog(self.catalog),
-        )
+        return BatchPath(self.store, self.providers, self.scope())
 
     # -- the state machine ----------------------------------------------------------------
     def advance(self, *, resume: bool = False) -> RunStatus:

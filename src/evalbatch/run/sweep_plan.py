@@ -5,7 +5,7 @@ sweep and its runs written in one transaction."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,11 @@ def create_sweep(
     reference: str | None,
     margin: float,
     options: dict[str, Any],
+    before_write: Callable[[list[Prepared]], None] | None = None,
 ) -> tuple[str, list[tuple[Variant, Prepared]]]:
     """Prepare every variant (all validated first), check the budget on their projections
-    together, then write the sweep and its runs at once. Returns the sweep id and variants."""
+    together, then write the sweep and its runs at once. Returns the sweep id and variants.
+    ``before_write`` checks the prepared variants last (the CLI: every provider's key)."""
     variants = variants_of(axes)
     prepared = [(v, prepare(suite_path, [*overrides, *v.overrides], mode)) for v in variants]
     names = [v.name for v in variants]
@@ -49,6 +51,8 @@ def create_sweep(
     if budget.limit_usd is not None:  # the sweep as a whole, as `plan` projects it
         budget.check_projected(sum(projected.values()))
     check_runs_can_start(store, [p for _, p in prepared], Budget(None))
+    if before_write is not None:
+        before_write([p for _, p in prepared])
     sweep_id = new_sweep_id()
     written = [new_run(p, options, budget, sweep_id=sweep_id, variant=v.name) for v, p in prepared]
     suite = prepared[0][1].suite

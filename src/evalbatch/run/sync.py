@@ -19,12 +19,12 @@ from typing import Any
 
 from ..errors import RunNeedsAttention
 from ..plan.requests import stored_body
-from ..providers.base import Provider
 from ..records import Outcome, Step, custom_id
 from ..store.db import Store
 from ..store.records import IngestCounts
 from .ingest import IngestContext, record_outcomes
 from .pacing import AdaptiveLimit, ModelPacer
+from .providers import ProviderPool
 
 _PAGE = 2000  # requests claimed and in memory at once
 _FLUSH_EVERY = 50
@@ -48,7 +48,7 @@ class _Round:
 @dataclass
 class SyncPath:
     store: Store
-    provider: Provider
+    providers: ProviderPool  # each request goes to its model's provider
     ingest: IngestContext
     ttl: str | None
     concurrency: int
@@ -78,9 +78,7 @@ class SyncPath:
                     await asyncio.sleep(min(2.0**retry_round, 30.0))
                 await self._send_page(items)
         finally:
-            aclose = getattr(self.provider, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self.providers.aclose()
 
     def _claim(self, step: Step) -> tuple[list[Item], bool]:
         """The next page of pending requests, marked queued; and whether any is a retry."""
@@ -117,7 +115,7 @@ class SyncPath:
                 await pacer.acquire(estimate)
                 if shared.fatal is not None:
                     return
-                outcome = await self.provider.complete(cid, body)
+                outcome = await self.providers.for_model(str(body["model"])).complete(cid, body)
             pacer.observe(outcome.limits)
             if outcome.error_class == "rate_limit" and self._patient():
                 shared.limit.refused()

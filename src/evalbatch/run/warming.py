@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from ..catalog import Catalog
 from ..plan.caching import WARM_MESSAGE
-from ..providers.base import Provider
 from ..records import WARM, PlannedRequest, Prefix, Step
 from ..store.db import Store
 from .ingest import IngestContext
+from .providers import ProviderPool
 from .sync import SyncPath
 
 
@@ -41,13 +41,21 @@ def plan_warm(store: Store, run_id: str, step: Step, catalog: Catalog) -> int:
             messages=[{"role": "user", "content": WARM_MESSAGE}],
         )
         for prefix_id, model in pairs
-        if prefixes[prefix_id].tokens >= catalog.model(model).min_cache_tokens
+        if _worth_warming(prefixes[prefix_id].tokens, model, catalog)
     ]
     return store.requests.add(run_id, planned, start)
 
 
+def _worth_warming(prefix_tokens: int, model: str, catalog: Catalog) -> bool:
+    """Only a prefix long enough to cache, on a model whose cache writes cost extra: with
+    automatic caching (OpenAI) a miss is plain input, so a batch without warming never costs
+    more than no caching, and a warm-up request would cost the whole prefix at the sync rate."""
+    info = catalog.model(model)
+    return not info.caches_automatically and prefix_tokens >= info.min_cache_tokens
+
+
 def run_warm(
-    store: Store, provider: Provider, ingest: IngestContext, ttl: str | None, concurrency: int
+    store: Store, providers: ProviderPool, ingest: IngestContext, ttl: str | None, concurrency: int
 ) -> None:
     """Send the warm requests synchronously (priced at sync rates)."""
-    SyncPath(store, provider, replace(ingest, mode="sync"), ttl, concurrency).run(WARM)
+    SyncPath(store, providers, replace(ingest, mode="sync"), ttl, concurrency).run(WARM)

@@ -38,6 +38,8 @@ def batch_record(row: Row[Any]) -> BatchRecord:
         polled_at=row.polled_at,
         poll_failures=row.poll_failures,
         last_error=row.last_error,
+        upload_id=row.upload_id,
+        released_at=row.released_at,
     )
 
 
@@ -84,19 +86,38 @@ class Batches:
             mark_queued(conn, request_ids, batch_id)
         return batch_id
 
-    def record_handle(self, batch_id: int, info: BatchInfo) -> None:
-        """Right after the provider call (or when reconcile finds the batch it made)."""
+    def record_upload(self, batch_id: int, upload_id: str) -> None:
+        """A two-step provider took the intent's input file: its id, before the create call."""
         with self.engine.begin() as conn:
             conn.execute(
                 update(schema.batches)
                 .where(schema.batches.c.id == batch_id)
-                .values(
-                    provider_batch_id=info.id,
-                    status=info.status,
-                    submitted_at=time.time(),
-                    expires_at=info.expires_at,
-                    counts=orjson.dumps(info.counts).decode(),
-                )
+                .values(upload_id=upload_id)
+            )
+
+    def record_handle(self, batch_id: int, info: BatchInfo) -> None:
+        """Right after the provider call (or when reconcile finds the batch it made). A batch
+        created from an input file keeps that file's id, to delete it after collection."""
+        b = schema.batches.c
+        values: dict[str, Any] = {
+            "provider_batch_id": info.id,
+            "status": info.status,
+            "submitted_at": time.time(),
+            "expires_at": info.expires_at,
+            "counts": orjson.dumps(info.counts).decode(),
+        }
+        if info.upload_id is not None:
+            values["upload_id"] = func.coalesce(b.upload_id, info.upload_id)
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.batches).where(b.id == batch_id).values(**values))
+
+    def record_release(self, batch_id: int) -> None:
+        """The provider's files of this batch are deleted."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.batches)
+                .where(schema.batches.c.id == batch_id)
+                .values(released_at=time.time())
             )
 
     def abandon(self, batch_id: int) -> None:
@@ -203,6 +224,25 @@ class Batches:
                 .limit(1)
             ).first()
         return found is not None
+
+    def unreleased(self, run_id: str, sweep_id: str | None = None) -> list[BatchRecord]:
+        """Collected or abandoned batches whose uploaded files the provider still keeps (a
+        crash came between the collection and the delete)."""
+        b = schema.batches.c
+        owner = (
+            b.sweep_id == sweep_id if sweep_id else and_(b.run_id == run_id, b.sweep_id.is_(None))
+        )
+        where = and_(
+            owner,
+            b.status.in_(("collected", "abandoned")),
+            b.upload_id.is_not(None),
+            b.released_at.is_(None),
+        )
+        with self.engine.connect() as conn:
+            return [
+                batch_record(row)
+                for row in conn.execute(select(schema.batches).where(where).order_by(b.seq))
+            ]
 
     def known_provider_ids(self) -> set[str]:
         """Every provider batch id any run of this store has adopted."""

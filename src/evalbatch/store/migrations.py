@@ -74,6 +74,13 @@ def m006_calibrations(conn: Connection) -> None:
     m005_schema.calibrations.create(conn)  # with its index
 
 
+def m007_batch_uploads(conn: Connection) -> None:
+    """Two-step providers (OpenAI): the batch's uploaded input file, journaled between the
+    upload and the create call, and when the provider's files of the batch were deleted."""
+    conn.execute(text("ALTER TABLE batches ADD COLUMN upload_id VARCHAR(100)"))
+    conn.execute(text("ALTER TABLE batches ADD COLUMN released_at FLOAT"))
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     m001_initial,
     m002_lease_acquired_at,
@@ -81,6 +88,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     m004_sweeps,
     m005_reference_scores,
     m006_calibrations,
+    m007_batch_uploads,
 ]
 
 

@@ -101,6 +101,12 @@ class StoredPrefix:
     tokens: int
 
 
+def batch_label(run_id: str, batch_id: int) -> str:
+    """The name a two-step provider knows a journal intent by (its batch's metadata and its
+    input file's name), so that reconcile finds what a lost response made."""
+    return f"evalbatch-{run_id}-b{batch_id}"
+
+
 @dataclass(frozen=True)
 class BatchRecord:
     """A batch of our journal: ``provider_batch_id`` is None while it is only an intent."""
@@ -122,6 +128,12 @@ class BatchRecord:
     polled_at: float | None
     poll_failures: int
     last_error: str | None
+    upload_id: str | None = None  # a two-step provider's input file (m007)
+    released_at: float | None = None  # when the provider's files of the batch were deleted
+
+    @property
+    def label(self) -> str:
+        return batch_label(self.run_id, self.id)
 
 
 @dataclass(frozen=True)

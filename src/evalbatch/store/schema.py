@@ -150,6 +150,10 @@ batches = Table(
     Column("last_error", Text),
     # m004: a sweep's batch holds requests of several runs; run_id is then its first variant
     Column("sweep_id", String(48)),
+    # m007: a two-step provider's uploaded input file (set between upload and create), and
+    # when the provider's files of the batch (input, output, errors) were deleted
+    Column("upload_id", String(100)),
+    Column("released_at", Float),
     UniqueConstraint("run_id", "step", "seq", name="uq_batch"),
 )
 Index("ix_batches_sweep", batches.c.sweep_id, batches.c.status)
@@ -213,7 +217,7 @@ leases = Table(
     Column("acquired_at", Float),  # m002
 )
 
-# m004: the reference grader's verdicts on its sample (reference-sampled grading).
+# m005: the reference grader's verdicts on its sample (reference-sampled grading).
 reference_scores = Table(
     "reference_scores",
     metadata,
@@ -229,7 +233,7 @@ reference_scores = Table(
     Column("error", Text),
 )
 
-# m005: what a calibration ran, so its report can be rebuilt (and the same one reused).
+# m006: what a calibration ran, so its report can be rebuilt (and the same one reused).
 calibrations = Table(
     "calibrations",
     metadata,
