@@ -18,6 +18,7 @@ from evalbatch.store.migrations import MIGRATIONS
 from ..storedb import rows
 from ..view.fixtures import build_view_store
 from .conftest import run_cli
+from .suites import write_suite
 
 POSTGRES = [pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -98,3 +99,50 @@ def test_copy_into_the_same_store_is_refused(tmp_path, _isolated_home):
     url = f"sqlite:///{tmp_path / 'a.db'}"
     result = run_cli(["db", "copy", url, url], _env(_isolated_home))
     assert result.code == 2 and "the same store" in result.stderr
+
+
+def test_copy_takes_a_sweep_and_reference_verdicts_and_reports_them_the_same(
+    tmp_path, cli_env, sandbox, _isolated_home
+):
+    # A sweep's batch belongs to its first run; its other runs' requests point at it. A
+    # reference-sampled grader keeps the reference verdicts apart. Both must travel.
+    suite = write_suite(tmp_path / "s", grade=[{"contains": "{{ target }}"}])
+    swept = run_cli(["sweep", str(suite), "--models", "haiku,sonnet", "--json"], cli_env)
+    assert swept.code == 0, swept.stderr
+    sweep_id = json.loads(swept.stdout)["sweep"]
+    rubric = {"rubric": {"model": "haiku", "rubric": "Is it right?", "pass": ">= 4"}}
+    ran = run_cli(["run", str(suite), "--json"], cli_env)
+    run_id = json.loads(ran.stdout)["run"]["id"]
+    regrade = run_cli(
+        [
+            "regrade",
+            run_id,
+            "--set",
+            f"grade=[{json.dumps(rubric)}]",
+            "--set",
+            "grade.rubric.reference={model: opus, sample: 0.5}",
+            "--json",
+        ],
+        cli_env,
+    )
+    assert regrade.code in (0, 1), regrade.stderr  # its gate may fail: not the point here
+    regrade_id = json.loads(regrade.stdout)["run"]["id"]
+
+    team = f"sqlite:///{tmp_path / 'team.db'}"
+    env = {k: v for k, v in cli_env.items() if k != "EVALBATCH_DB"}
+    copied = run_cli(["db", "copy", f"sqlite:///{_isolated_home / 'evalbatch.db'}", team], env)
+    assert copied.code == 0, copied.stderr
+    local_env = {**env, "EVALBATCH_DB": f"sqlite:///{_isolated_home / 'evalbatch.db'}"}
+    team_env = {**env, "EVALBATCH_DB": team}
+    for unit in (sweep_id, regrade_id):
+        here = run_cli(["report", unit, "--format", "json"], local_env)
+        there = run_cli(["report", unit, "--format", "json"], team_env)
+        assert there.code == here.code == 0, there.stderr
+        assert json.loads(there.stdout) == json.loads(here.stdout)
+    with open_store(local_env["EVALBATCH_DB"]) as here, open_store(team) as there:
+        verdicts = here.references.of_run(regrade_id)
+        assert verdicts and there.references.of_run(regrade_id) == verdicts
+    # every request of every swept run still names the batch it went out in
+    unlinked = "select count(*) from requests r join runs u on u.id = r.run_id "
+    unlinked += "where u.sweep_id is not null and r.batch_id is null"
+    assert rows(team, unlinked) == [(0,)]

@@ -3,7 +3,10 @@ the team's PostgreSQL one. Idempotent: a run the destination has is skipped.
 
 Each run goes over in one destination transaction (a copy cut short leaves nothing of that run,
 and the next copy does it again), read a page at a time so memory stays flat at any size, with
-the store's own row ids (prefixes, requests, batches) numbered anew in the destination.
+the store's own row ids (prefixes, requests, batches) numbered anew in the destination. A run
+goes with its reference verdicts and calibrations, and a sweep's run with the sweep's row; a
+sweep's batches belong to its first run, so the other runs' requests find them by their key
+(run, step, seq) in the destination.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, and_, select
 from sqlalchemy.engine import Connection
 
 from ..records import CLOSED_RUN
@@ -42,6 +45,7 @@ def copy_runs(source: Store, target: Store, *, include_open: bool = False) -> It
         listed = conn.execute(
             select(runs.id, runs.suite_name, runs.status).order_by(runs.created_at, runs.id)
         ).all()
+    batch_ids: dict[int, int] = {}  # source batch id -> destination id, across runs (sweeps)
     for start in range(0, len(listed), _PAGE):
         page = listed[start : start + _PAGE]
         present = _present(target, [row.id for row in page])
@@ -52,7 +56,7 @@ def copy_runs(source: Store, target: Store, *, include_open: bool = False) -> It
                 note = f"open ({row.status}): finish or cancel it first, or pass --include-open"
                 yield CopiedRun(row.id, row.suite_name, row.status, False, note)
             else:
-                _copy_run(source, target, row.id)
+                _copy_run(source, target, row.id, batch_ids)
                 yield CopiedRun(row.id, row.suite_name, row.status, True)
 
 
@@ -62,14 +66,52 @@ def _present(target: Store, run_ids: Sequence[str]) -> set[str]:
         return set(conn.execute(select(runs.id).where(runs.id.in_(run_ids))).scalars())
 
 
-def _copy_run(source: Store, target: Store, run_id: str) -> None:
+def _copy_run(source: Store, target: Store, run_id: str, batch_ids: dict[int, int]) -> None:
     with source.engine.connect() as src, target.engine.begin() as dst:
+        _copy_sweep(src, dst, run_id)
         for table in (schema.runs, schema.cases, schema.steps):
             _copy_rows(src, dst, table, run_id)
         prefix_ids = _copy_numbered(src, dst, schema.prefixes, run_id, {})
-        batch_ids = _copy_numbered(src, dst, schema.batches, run_id, {})
-        _copy_requests(src, dst, run_id, prefix_ids, batch_ids)
-        _copy_rows(src, dst, schema.scores, run_id)
+        mine = _copy_numbered(src, dst, schema.batches, run_id, {})
+        batches = _BatchIds(src, dst, {**batch_ids, **mine})
+        _copy_requests(src, dst, run_id, prefix_ids, batches)
+        for table in (schema.scores, schema.reference_scores, schema.calibrations):
+            _copy_rows(src, dst, table, run_id)
+    batch_ids.update(mine)  # once the run's transaction has committed
+
+
+def _copy_sweep(src: Connection, dst: Connection, run_id: str) -> None:
+    """The sweep row of a sweep's run, when the destination has not got it yet."""
+    runs, sweeps = schema.runs.c, schema.sweeps
+    sweep_id = src.execute(select(runs.sweep_id).where(runs.id == run_id)).scalar()
+    if sweep_id is None or dst.execute(select(sweeps.c.id).where(sweeps.c.id == sweep_id)).first():
+        return
+    row = src.execute(select(sweeps).where(sweeps.c.id == sweep_id)).one()
+    dst.execute(sweeps.insert(), [dict(row._mapping)])
+
+
+class _BatchIds:
+    """Source batch id -> destination id: the run's own batches, those of runs copied before,
+    and otherwise (a sweep's first run copied by an earlier `db copy`) found by their key."""
+
+    def __init__(self, src: Connection, dst: Connection, known: dict[int, int]) -> None:
+        self.src, self.dst, self.known = src, dst, known
+
+    def get(self, old: int | None) -> int | None:
+        if old is None:
+            return None
+        if old not in self.known:
+            b = schema.batches.c
+            key = self.src.execute(select(b.run_id, b.step, b.seq).where(b.id == old)).one()
+            found = self.dst.execute(
+                select(b.id).where(
+                    and_(b.run_id == key.run_id, b.step == key.step, b.seq == key.seq)
+                )
+            ).scalar()
+            if found is None:
+                return None  # its run was not copied (still open): the journal link is dropped
+            self.known[old] = int(found)
+        return self.known[old]
 
 
 def _pages(src: Connection, table: Table, run_id: str) -> Iterator[list[dict[str, Any]]]:
@@ -111,7 +153,7 @@ def _copy_requests(
     dst: Connection,
     run_id: str,
     prefix_ids: dict[int, int],
-    batch_ids: dict[int, int],
+    batch_ids: _BatchIds,
 ) -> None:
     """Requests a page at a time, each page followed by its requests' results (renumbered to
     the new request ids), so only one page of ids is ever held."""
@@ -121,7 +163,7 @@ def _copy_requests(
         old_ids = [row.pop("id") for row in rows]
         for row in rows:
             row["prefix_id"] = prefix_ids[row["prefix_id"]] if row["prefix_id"] else None
-            row["batch_id"] = batch_ids[row["batch_id"]] if row["batch_id"] else None
+            row["batch_id"] = batch_ids.get(row["batch_id"])
         new_ids = dst.execute(insert, rows).scalars().all()
         renumber = dict(zip(old_ids, new_ids, strict=True))
         found = [
@@ -130,6 +172,6 @@ def _copy_requests(
         ]
         for row in found:
             row["request_id"] = renumber[row["request_id"]]
-            row["batch_id"] = batch_ids[row["batch_id"]] if row["batch_id"] else None
+            row["batch_id"] = batch_ids.get(row["batch_id"])
         if found:
             dst.execute(results.insert(), found)

@@ -50,8 +50,10 @@ def override_grade(suite: Suite, overrides: list[str]) -> Suite:
             raise SuiteError(f"--set {item}: a regrade changes only graders and the gate ({HELP})")
         if parts[0] == "gate":
             gate = apply_overrides({"gate": gate}, [item])["gate"]
-        elif len(parts) == 1:
-            raw = apply_overrides({"grade": raw}, [item])["grade"]
+        elif len(parts) == 1:  # a whole new list: named as a suite's graders are, so that a
+            # later `--set grade.NAME.KEY=...` finds its entries
+            whole = apply_overrides({"grade": raw}, [item])["grade"]
+            raw = grade_yaml(list(replace_grade(suite, whole, "--set").grade))
         else:
             _set_in_grader(raw, parts[1], parts[2:], value, item)
     try:
