@@ -279,3 +279,26 @@ class TestPlan:
         assert read > 0 and read % 128 == 0  # 1,024 + 128 k per request that read
         assert ledger[("generate", "openai:gpt-5-mini")][2] == 0  # no write is ever reported
         assert plan["strategies"]["plan"] == pytest.approx(report["totals"]["cost"], rel=0.01)
+
+
+def test_calibrate_measures_an_openai_candidate_grader_against_opus(
+    tmp_path, env, sandbox, _isolated_home
+):
+    # opus grades the run; a cheaper grader of the other vendor is the candidate. The
+    # responder grades alike on every model, so the candidate agrees on every case.
+    opus = {"name": "judge", "rubric": {"model": "opus", "rubric": "Says yes?", "pass": ">= 4"}}
+    suite = _suite(tmp_path / "s", generate={"model": "haiku", "max_tokens": 32}, grade=[opus])
+    ran = run_cli(["run", str(suite), "--json"], env)
+    assert ran.code == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run"]["id"]
+    result = run_cli(
+        ["calibrate", run_id, "--step", "grade", "--candidates", "openai:gpt-4.1-mini", "--json"],
+        env,
+    )
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    (candidate,) = data["candidates"]
+    assert candidate["model"] == "openai:gpt-4.1-mini"
+    assert candidate["agreement"] == 1.0 and candidate["n"] == len(CASES)
+    assert sandbox.stats()["openai_batches_created"] == 1  # the candidate's grading, batched
+    assert _files_left(sandbox) == []
