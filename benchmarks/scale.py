@@ -4,6 +4,8 @@ sandbox, apart, for each phase.
 
     .venv/bin/python benchmarks/scale.py                       # 10,000 then 100,000 cases
     .venv/bin/python benchmarks/scale.py --cases 2000 20000    # other sizes, smallest first
+    .venv/bin/python benchmarks/scale.py --postgres            # on a throwaway PostgreSQL server
+    .venv/bin/python benchmarks/scale.py --db postgresql+psycopg://user@host/db   # a store of yours
 
 What it measures, and on what: the harness's own overhead on tiny requests. Each case's prompt
 is ``Question {i}: yes`` (about 5 tokens, no system prompt), generation and grading both on
@@ -19,11 +21,20 @@ submit and collect the rubric batch), score, report (summary and text report). T
 reads its own CPU (user + sys) and high-water RSS at the end of each phase, and the sandbox's
 from /proc (Linux).
 
+The store: by default a new SQLite file in a temp folder for each size. ``--postgres`` starts
+a throwaway PostgreSQL server (``tests/pgcluster.py``, Debian's server binaries, with its
+default fsync and synchronous commit: ``durable=True``) and gives each size a new database;
+the server's CPU time (postmaster and backends) is then printed too. ``--db URL`` writes into a
+store you name, every size into the same one (its existing runs stay; the figures then include
+its indexes' size).
+
 Targets on a 2-core machine: 100k cases end to end under 120 s, harness peak RSS under 500 MB,
-and memory flat as the suite grows. The last line reads ``scale-100k: wall_s=… peak_rss_mb=…
-rss_10k_over_100k=… harness_cpu_s=… sandbox_cpu_s=… sandbox_peak_rss_mb=…`` (peak_rss_mb is
-the harness's; the rss ratio names the smallest and largest sizes run, and is left out when
-only one size ran).
+and memory flat as the suite grows. The last line reads ``scale-100k: wall_s=…
+harness_cpu_s=… peak_rss_mb=… rss_10k_over_100k=…``, labelled by the largest size run:
+peak_rss_mb is the harness's, and the rss ratio is the harness's peak RSS at the smallest size
+over that at the largest (named by the two sizes; ``rss_10k_over_…=n/a`` when only one size
+ran: a ratio near 1 says memory does not grow with the suite). The line before it names the
+store and gives the sandbox's (and the server's) figures and the load average at the end.
 """
 
 from __future__ import annotations
@@ -176,8 +187,68 @@ def driver(suite: Path, sandbox_pid: int) -> None:
     print(json.dumps({"cases_scored": summary.cases_scored, "steps": steps}))
 
 
-def measure(cases: int) -> dict[str, Any]:
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a server process, its live children and the children it has reaped
+    (PostgreSQL's backends end when their connection does), from /proc (NaN where unreadable)."""
+    try:
+        ticks = sum(int(f) for f in _stat(pid)[11:15])  # utime, stime, cutime, cstime
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = _stat(entry.name)
+            except OSError:
+                continue  # ended while we looked
+            if fields[1] == str(pid):  # ppid
+                ticks += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Stores:
+    """Where each size's run is stored: a temp SQLite file (``url`` None), a URL given, or a
+    new database on a throwaway PostgreSQL server."""
+
+    def __init__(self, url: str | None, postgres: bool) -> None:
+        self.url, self.cluster = url, None
+        if postgres:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from tests.pgcluster import MISSING, PostgresCluster, find_bindir
+
+            bindir = find_bindir()
+            if bindir is None:
+                raise SystemExit(MISSING)
+            self.cluster = PostgresCluster(bindir, durable=True).start()
+
+    def next_url(self) -> str | None:
+        return self.cluster.database() if self.cluster is not None else self.url
+
+    def describe(self) -> str:
+        if self.cluster is not None:
+            return f"a throwaway PostgreSQL server (fsync on), {self.cluster.bindir}"
+        if self.url is not None:
+            from evalbatch.store.db import redact
+
+            return redact(self.url)
+        return "a new SQLite file per size (WAL, synchronous=NORMAL)"
+
+    def server_cpu(self) -> float | None:
+        proc = self.cluster._proc if self.cluster is not None else None  # noqa: SLF001
+        return _tree_cpu(proc.pid) if proc is not None else None
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def measure(cases: int, stores: Stores) -> dict[str, Any]:
     here = [sys.executable, __file__]
+    url = stores.next_url()
     with tempfile.TemporaryDirectory(prefix="evalbatch-scale-") as tmp:
         folder = Path(tmp)
         suite = write_suite(folder, cases)
@@ -187,12 +258,15 @@ def measure(cases: int) -> dict[str, Any]:
         assert sandbox.stdout is not None and sandbox.stdin is not None
         served = json.loads(sandbox.stdout.readline())
         try:
-            env = {
-                **os.environ,
+            env = {k: v for k, v in os.environ.items() if k != "EVALBATCH_DB"}
+            env |= {
                 "ANTHROPIC_BASE_URL": served["base_url"],
                 "ANTHROPIC_API_KEY": "bench",
                 "EVALBATCH_HOME": str(folder / "home"),
             }
+            if url is not None:
+                env["EVALBATCH_DB"] = url
+            server_started = stores.server_cpu()
             started = time.perf_counter()
             proc = subprocess.run(
                 [*here, "--driver", str(suite), "--sandbox-pid", str(sandbox.pid)],
@@ -202,6 +276,7 @@ def measure(cases: int) -> dict[str, Any]:
                 check=False,
             )
             wall = time.perf_counter() - started
+            server_ended = stores.server_cpu()
         finally:
             sandbox.stdin.close()
             sandbox_end = json.loads(sandbox.stdout.readline())
@@ -220,10 +295,15 @@ def measure(cases: int) -> dict[str, Any]:
         "peak_rss_mb": phases[-1]["peak_rss_mb"],
         "harness_cpu_s": sum(p["cpu_s"] for p in phases),
         "sandbox": {**sandbox_end, "settings": served["settings"]},
+        "server_cpu_s": (
+            None
+            if server_started is None or server_ended is None
+            else server_ended - server_started
+        ),
     }
 
 
-def print_settings(sizes: list[int]) -> None:
+def print_settings(sizes: list[int], store: str) -> None:
     from evalbatch.catalog.tokenizer import count_text
 
     prompts = [count_text(f"Question {i}: yes") for i in (0, 999, 99_999)]
@@ -234,10 +314,16 @@ def print_settings(sizes: list[int]) -> None:
         f"max_tokens {MAX_TOKENS}; cache off; mode batch; sandbox echo responder (rubric "
         "verdicts for grading), batch_latency 0, batch_concurrency 1"
     )
+    print(f"  store: {store}")
     print(
         f"  Python {platform.python_version()}, {os.cpu_count()} cores shared with other jobs "
-        "(wall times vary with their load; CPU times much less)"
+        "(wall times vary with their load; CPU times much less); load average "
+        f"{_load()} at the start"
     )
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def print_size(res: dict[str, Any]) -> None:
@@ -266,6 +352,9 @@ def print_size(res: dict[str, Any]) -> None:
         f"{sandbox['cpu_s']:.1f} s, peak RSS {sandbox['peak_rss_mb']:.0f} MB "
         "(it keeps every batch's result lines until it stops)"
     )
+    if res["server_cpu_s"] is not None:
+        print(f"  PostgreSQL server (postmaster and its backends): CPU {res['server_cpu_s']:.1f} s")
+    print(f"  load average at the end: {res['load']}")
 
 
 def _label(n: int) -> str:
@@ -275,6 +364,10 @@ def _label(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, nargs="+", help="sizes (default 10000 100000)")
+    parser.add_argument("--db", help="store URL (default: a new temp SQLite file per size)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="a throwaway PostgreSQL server, new db per size"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--driver", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sandbox-pid", type=int, help=argparse.SUPPRESS)
@@ -285,23 +378,38 @@ def main() -> None:
     if args.driver:
         driver(args.driver, args.sandbox_pid)
         return
+    if args.db and args.postgres:
+        parser.error("--db and --postgres are alternatives")
     sizes = sorted(args.cases or [10_000, 100_000])
-    print_settings(sizes)
-    results = [measure(n) for n in sizes]
+    stores = Stores(args.db, args.postgres)
+    try:
+        print_settings(sizes, stores.describe())
+        results = [measure(n, stores) | {"load": _load()} for n in sizes]
+    finally:
+        stores.close()
     for res in results:
         print_size(res)
+    print_last(results, stores.describe())
+
+
+def print_last(results: list[dict[str, Any]], store: str) -> None:
+    """The store and the sandbox's figures, then the one-line summary of the largest size."""
     small, big = results[0], results[-1]
-    ratio = (
-        f" rss_{_label(small['cases'])}_over_{_label(big['cases'])}="
-        f"{small['peak_rss_mb'] / big['peak_rss_mb']:.2f}"
-        if len(results) > 1
-        else ""
+    server = big["server_cpu_s"]
+    print(
+        f"\nstore: {store}; sandbox_cpu_s={big['sandbox']['cpu_s']:.1f} "
+        f"sandbox_peak_rss_mb={big['sandbox']['peak_rss_mb']:.0f}"
+        + (f" server_cpu_s={server:.1f}" if server is not None else "")
+        + f" load_at_end={big['load'].replace(' ', ',')}"
     )
+    if len(results) > 1:
+        ratio = f"rss_{_label(small['cases'])}_over_{_label(big['cases'])}="
+        ratio += f"{small['peak_rss_mb'] / big['peak_rss_mb']:.2f}"
+    else:  # the name it has in a default run, so a script finds the field either way
+        ratio = f"rss_10k_over_{_label(big['cases'])}=n/a"
     print(
         f"scale-{_label(big['cases'])}: wall_s={big['wall_s']:.1f} "
-        f"peak_rss_mb={big['peak_rss_mb']:.0f}{ratio} harness_cpu_s={big['harness_cpu_s']:.1f} "
-        f"sandbox_cpu_s={big['sandbox']['cpu_s']:.1f} "
-        f"sandbox_peak_rss_mb={big['sandbox']['peak_rss_mb']:.0f}"
+        f"harness_cpu_s={big['harness_cpu_s']:.1f} peak_rss_mb={big['peak_rss_mb']:.0f} {ratio}"
     )
 
 
