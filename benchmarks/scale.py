@@ -171,6 +171,7 @@ def driver(suite: Path, sandbox_pid: int) -> None:
     t = mark("grade", t)
     score_run(store, run_id, runner.graders, prepared.suite.epochs)
     store.runs.set_status(run_id, "done")
+    store.refresh_statistics()  # as the engine does when a run is done
     t = mark("score", t)
     summary = summarize(store, run_id)
     print_text(summary, Console(file=io.StringIO(), width=120))

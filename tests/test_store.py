@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 
 from evalbatch.errors import RunLeased
 from evalbatch.records import custom_id, parse_custom_id
-from evalbatch.store.db import open_store, redact
+from evalbatch.store.db import driver_url, open_store, redact
 from evalbatch.store.migrations import apply_migrations, table_columns
 from evalbatch.store.records import NewRun
 
@@ -102,6 +102,15 @@ def test_default_store_lives_under_evalbatch_home(_isolated_home) -> None:
 
 def test_password_never_reaches_messages() -> None:
     assert redact("postgresql://me:s3cret@db/x") == "postgresql://me:***@db/x"
+    assert redact("postgresql://me@db/x") == "postgresql://me@db/x"  # none to hide: none shown
+
+
+def test_every_postgresql_url_form_goes_through_psycopg_3() -> None:
+    # SQLAlchemy 2.0 maps postgresql:// to psycopg2, which the postgres extra does not install
+    assert driver_url("postgresql://me@db/x") == "postgresql+psycopg://me@db/x"
+    assert driver_url("postgres://me:pw@db:5433/x") == "postgresql+psycopg://me:pw@db:5433/x"
+    assert driver_url("postgresql+psycopg://me@db/x") == "postgresql+psycopg://me@db/x"
+    assert driver_url("sqlite:///a.db") == "sqlite:///a.db"
 
 
 @given(

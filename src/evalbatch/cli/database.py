@@ -43,12 +43,15 @@ def copy(
 ) -> None:
     """Copy every run the target lacks (cases, requests, batches, results, scores); runs
     already there are skipped, so it can be run again."""
-    from ..store.db import open_store
+    from ..store.db import open_store, sqlite_path
     from ..store.transfer import copy_runs
 
     src_url, dst_url = _url(source), _url(target)
     if src_url == dst_url:
         raise ConfigError("source and target are the same store")
+    missing = sqlite_path(src_url)
+    if missing is not None and not missing.is_file():
+        raise ConfigError(f"no store at {missing}: nothing to copy (check the path)")
     with open_store(src_url) as src, open_store(dst_url) as dst:
         copied = []
         for item in copy_runs(src, dst, include_open=include_open):

@@ -145,6 +145,7 @@ class Runner:
                 score_references(self.store, self.run_id, self.graders, self.suite.epochs)
                 status = "done"
                 self.store.runs.set_status(self.run_id, status)
+                self.store.refresh_statistics()  # the report's queries plan on this run's rows
         except RunNeedsAttention as exc:
             self.store.runs.set_status(self.run_id, "needs_attention", str(exc))
             raise

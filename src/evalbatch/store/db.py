@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
@@ -50,6 +50,16 @@ def default_url() -> str:
     if env:
         return env
     return f"sqlite:///{evalbatch_home() / 'evalbatch.db'}"
+
+
+def driver_url(url: str) -> str:
+    """PostgreSQL through psycopg 3 (the `postgres` extra), however the URL names it:
+    `postgresql://` (which SQLAlchemy 2.0 maps to psycopg2) and `postgres://` (Heroku's and
+    many dashboards' form) included."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url.removeprefix(plain)
+    return url
 
 
 class Store:
@@ -90,6 +100,19 @@ class Store:
         except SQLAlchemyError as exc:
             raise store_error(exc, self.url) from exc
 
+    def refresh_statistics(self) -> None:
+        """After a run is scored: on PostgreSQL, let the planner see the run's new rows. Until
+        autovacuum gets to them (after 10% of a table changed), the report's joins over a run's
+        requests and scores were planned as nested loops: 14.5 s instead of 0.02 s at 10,000
+        cases. ANALYZE reads a fixed sample, so it takes about as long at any size."""
+        if self.dialect != "postgresql":
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("ANALYZE requests, results, scores"))
+        except SQLAlchemyError as exc:
+            raise store_error(exc, self.url) from exc
+
     def failure(self, exc: BaseException) -> StoreError | None:
         """The StoreError an exception of the database layer means, or None for any other."""
         return store_error(exc, self.url) if isinstance(exc, SQLAlchemyError) else None
@@ -116,7 +139,8 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for a server, or an in-memory store)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
     return None
@@ -132,7 +156,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     is False: `db upgrade` applies them itself). A store we may only read opens read-only:
     reports, `runs` and `status` work; writing is a StoreError."""
     url = url or default_url()
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     engine_url = url
     read_only = False
     if path is not None:
@@ -142,7 +166,10 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             # immutable: no locks, no -shm to create (a read-only folder cannot hold one)
             engine_url = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
     try:
-        engine = create_engine(engine_url)
+        engine_url = driver_url(engine_url)
+        server = not engine_url.startswith("sqlite")
+        # a server may drop an idle connection (a restart, a proxy): check it before use
+        engine = create_engine(engine_url, pool_pre_ping=server)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
             if read_only:
@@ -206,6 +233,6 @@ def redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
+        user, secret, _ = creds.partition(":")
+        return f"{scheme}://{user}:***@{host}" if secret else f"{scheme}://{user}@{host}"
     return url
