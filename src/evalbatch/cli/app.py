@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, InputError, NotFound
 from .console import err, out
 

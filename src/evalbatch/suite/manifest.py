@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .. import __version__
+from .._version import __version__
 from ..catalog.models import Catalog
 from ..graders.base import Grader
 
