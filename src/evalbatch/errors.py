@@ -74,6 +74,21 @@ class ProviderError(EvalbatchError):
         self.error_class = error_class
         super().__init__(message)
 
+    @classmethod
+    def http(cls, message: str, status: int, error_class: str) -> ProviderError:
+        """An HTTP error answer: worth another try later only if it is transient or a 429."""
+        retryable = error_class in ("transient", "rate_limit")
+        return cls(message, retryable=retryable, status=status, error_class=error_class)
+
+    @classmethod
+    def unreachable(cls, action: str, base_url: str, exc: Exception) -> ProviderError:
+        message = f"{action}: could not reach {base_url} ({exc.__class__.__name__})"
+        return cls(message, retryable=True, error_class="transient")
+
+    @classmethod
+    def unexpected(cls, action: str, exc: Exception) -> ProviderError:
+        return cls(f"{action}: {exc.__class__.__name__}: {exc}", retryable=False)
+
 
 class MissingCredentials(InputError):
     def __init__(self, env_var: str) -> None:

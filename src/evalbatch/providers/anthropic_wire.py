@@ -192,16 +192,7 @@ def translate(exc: Exception, action: str, base_url: str) -> ProviderError:
             )
         else:
             message = f"{action}: HTTP {status} {error_text(exc)}"
-        return ProviderError(
-            message,
-            retryable=error_class in ("transient", "rate_limit"),
-            status=status,
-            error_class=error_class,
-        )
+        return ProviderError.http(message, status, error_class)
     if isinstance(exc, anthropic.APIConnectionError):
-        return ProviderError(
-            f"{action}: could not reach {base_url} ({exc.__class__.__name__})",
-            retryable=True,
-            error_class="transient",
-        )
-    return ProviderError(f"{action}: {exc.__class__.__name__}: {exc}", retryable=False)
+        return ProviderError.unreachable(action, base_url, exc)
+    return ProviderError.unexpected(action, exc)

@@ -295,19 +295,10 @@ def translate(exc: Exception, action: str, base_url: str) -> ProviderError:
         else:
             detail = f"{exc.code or exc.type or ''}: {_message(exc)}".strip(": ")
             message = f"{action}: HTTP {status} {detail}"
-        return ProviderError(
-            message,
-            retryable=error_class in ("transient", "rate_limit"),
-            status=status,
-            error_class=error_class,
-        )
+        return ProviderError.http(message, status, error_class)
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(
-            f"{action}: could not reach {base_url} ({exc.__class__.__name__})",
-            retryable=True,
-            error_class="transient",
-        )
-    return ProviderError(f"{action}: {exc.__class__.__name__}: {exc}", retryable=False)
+        return ProviderError.unreachable(action, base_url, exc)
+    return ProviderError.unexpected(action, exc)
 
 
 def _message(exc: openai.APIStatusError) -> str:
