@@ -136,7 +136,7 @@ _INVOCATION = re.compile(r"(?:^|(?<=[\s/;&|(`$]))evalbatch((?:\s+[^\s#|;&<>]+)*)
 
 @cache
 def help_text(command: str | None) -> str:
-    args = [command, "--help"] if command else ["--help"]
+    args = [*command.split(), "--help"] if command else ["--help"]
     result = _RUNNER.invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert result.exit_code == 0, f"evalbatch {' '.join(args)} failed:\n{result.output}"
     return result.output
@@ -149,6 +149,14 @@ def commands() -> frozenset[str]:
     names = re.findall(r"^\s{2,}([a-z][\w-]*)\s", section, re.M)
     # `sandbox` is registered at startup by main(); the help run through the runner may omit it
     return frozenset(names)
+
+
+@cache
+def subcommands(command: str) -> frozenset[str]:
+    """A command group's own commands (`db` -> copy, upgrade); empty for a plain command."""
+    text = help_text(command)
+    section = text.split("Commands", 1)[1] if "Commands" in text else ""
+    return frozenset(re.findall(r"^[\s│]{2,}([a-z][\w-]*)\s", section, re.M))
 
 
 @cache
@@ -197,6 +205,7 @@ def _sandbox_registered() -> None:
         register()
         help_text.cache_clear()
         commands.cache_clear()
+        subcommands.cache_clear()
         flags.cache_clear()
 
 
@@ -217,6 +226,8 @@ def test_cli_invocations_use_real_commands_and_flags(doc: Path) -> None:
         if command not in commands():
             problems.append(f"block at line {line_no}: `{text}`: no command {command!r}")
             continue
+        if len(words) > 1 and words[1] in subcommands(command):
+            command, words = f"{command} {words[1]}", words[1:]  # `db copy`: its own flags
         known = flags(command)
         for word in words[1:]:
             if not _OPTION.fullmatch(word.split("=", 1)[0]):
