@@ -64,26 +64,33 @@ _ENV = _CappedSandbox(
 )
 
 
+class _FileAccess(Exception):
+    """A template uses a tag that reads files (include, import, extends)."""
+
+
 @lru_cache(maxsize=256)
-def _compile(source: str) -> jinja2.Template:
+def _vetted(source: str) -> jinja2.Template:
+    """The compiled template, parsed and checked once per source: a suite renders the same
+    few templates for every case. Raises TemplateSyntaxError, or _FileAccess with the tag."""
+    tree = _ENV.parse(source)
+    for node in tree.find_all(_FILE_NODES):
+        raise _FileAccess(type(node).__name__.lower().replace("fromimport", "import"))
     return _ENV.from_string(source)
 
 
 def compile_template(source: str, where: str) -> jinja2.Template:
     try:
-        tree = _ENV.parse(source)
+        return _vetted(source)
     except jinja2.TemplateSyntaxError as exc:
         raise SuiteError(
             f"template syntax error at template line {exc.lineno}: {exc.message}", where=where
         ) from exc
-    for node in tree.find_all(_FILE_NODES):
-        kind = type(node).__name__.lower().replace("fromimport", "import")
+    except _FileAccess as exc:
         raise SuiteError(
-            f"template: {{% {kind} %}} is not available (templates cannot read files; "
+            f"template: {{% {exc} %}} is not available (templates cannot read files; "
             "use file:// in the suite instead)",
             where=where,
-        )
-    return _compile(source)
+        ) from None
 
 
 def render(source: str, context: dict[str, Any], where: str) -> str:
