@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ..records import FINAL_REQUEST, GENERATE, Outcome, Step, parse_custom_id
 from . import schema
 from .records import Disposition, Generated, IngestCounts, StepResult, StoredRequest
-from .requests import stored_request
+from .requests import REQUEST_COLUMNS, stored_request
 
 Decide = Callable[[StoredRequest, Outcome], Disposition]
 
@@ -58,7 +58,7 @@ class Results:
         r = schema.requests.c
         for step, items in by_step.items():
             rows = conn.execute(
-                select(schema.requests).where(
+                select(*REQUEST_COLUMNS).where(
                     and_(r.run_id == run_id, r.step == step, r.idx.in_(list(items)))
                 )
             )
