@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ..records import PlannedRequest, Prefix, RequestStatus, Step
 from . import schema
+from .bulk import insert_rows
 from .records import StoredPrefix, StoredRequest
 
 _CHUNK = 2000
@@ -53,10 +54,9 @@ def insert_planned(
         )
         idx += 1
         if len(rows) >= _CHUNK:
-            conn.execute(schema.requests.insert(), rows)
+            insert_rows(conn, schema.requests, rows)
             rows = []
-    if rows:
-        conn.execute(schema.requests.insert(), rows)
+    insert_rows(conn, schema.requests, rows)
     return idx - start_idx
 
 

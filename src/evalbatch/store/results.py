@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
 from ..records import FINAL_REQUEST, GENERATE, Outcome, Step, parse_custom_id
 from . import schema
+from .bulk import insert_rows, update_by_id
 from .records import Disposition, Generated, IngestCounts, StepResult, StoredRequest
 from .requests import REQUEST_COLUMNS, stored_request
 
@@ -54,7 +55,7 @@ class Results:
     ) -> None:
         now = time.time()
         result_rows: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        updates: list[tuple[str, str | None, int]] = []
         r = schema.requests.c
         for step, items in by_step.items():
             rows = conn.execute(
@@ -72,9 +73,7 @@ class Results:
                     continue
                 counts.by_kind[outcome.kind] = counts.by_kind.get(outcome.kind, 0) + 1
                 disposition = decide(request, outcome)
-                updates.append(
-                    {"rid": request.id, "new_status": disposition.status, "err": disposition.error}
-                )
+                updates.append((disposition.status, disposition.error, request.id))
                 if disposition.result is None:
                     counts.requeued += 1
                     continue
@@ -93,15 +92,8 @@ class Results:
                     }
                 )
                 counts.stored += 1
-        if result_rows:
-            conn.execute(schema.results.insert(), result_rows)
-        if updates:
-            conn.execute(
-                schema.requests.update()
-                .where(schema.requests.c.id == bindparam("rid"))
-                .values(status=bindparam("new_status"), last_error=bindparam("err")),
-                updates,
-            )
+        insert_rows(conn, schema.results, result_rows)
+        update_by_id(conn, schema.requests, updates, ("status", "last_error"))
 
     # -- reads --------------------------------------------------------------------------------
     def spent(self, run_id: str) -> float:
