@@ -256,3 +256,36 @@ def test_max_case_file_bytes_env(folder: Path, monkeypatch: pytest.MonkeyPatch) 
     ) in _error(_write(folder, BASE))
     monkeypatch.setenv("EVALBATCH_MAX_CASE_FILE_BYTES", str(size))  # raised to fit: it loads
     assert _scan(_write(folder, BASE)) == 2
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ input }}",
+        "Customer: {{ input }}\n",
+        "{{input}}-{{ target }}",
+        "{{ target }}{{ target }}",
+        "{{ n }}",
+        "{{ none }}",
+        "{{ true }}",
+        "a}b {{ input }}",
+        "{{- input }}",
+        "{{ input|upper }}",
+        "x\r\n{{ input }}\r",
+        "{{ input }} {# note #}",
+    ],
+)
+def test_render_matches_jinja(source: str) -> None:
+    """`render` skips Jinja for text and `{{ name }}` templates: the output is Jinja's."""
+    from evalbatch.templates import _ENV, render
+
+    context = {"input": "Q {{ x }}\r\n} 1", "target": "yes", "n": 3, "true": "T", "none": "N"}
+    assert render(source, context, "here") == _ENV.from_string(source).render(context)
+
+
+def test_render_of_plain_template_names_a_missing_variable() -> None:
+    from evalbatch.templates import render
+
+    with pytest.raises(SuiteError, match="'target' is undefined") as info:
+        render("{{ input }} {{ target }}", {"input": "x"}, "cases.jsonl:3")
+    assert "cases.jsonl:3" in str(info.value)

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.db import Store
-from .compare import Comparison, compare_runs
 from .summary import RunSummary, suite_of
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 
 @dataclass
@@ -38,6 +40,9 @@ def check_gate(store: Store, summary: RunSummary, baseline: str | None) -> GateV
     if base_id is None:
         verdict.lines.append("no comparable baseline run yet: regression check skipped")
         return verdict
+    # Imported only to compare: its statistics (scipy) hold ~75 MB a run without one never needs.
+    from .compare import compare_runs
+
     cmp = compare_runs(
         store, base_id, summary.run.id, alpha=suite.gate.alpha, min_effect=suite.gate.min_effect
     )

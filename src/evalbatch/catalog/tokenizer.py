@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -66,17 +68,24 @@ def _ttl(block: Any) -> str | None:
     return None
 
 
-def _block_tokens(block: Any) -> int:
+@lru_cache(maxsize=1024)
+def _count_shared(text: str) -> int:
+    """A system block recurs in every request of its step (a shared prefix): count it once."""
+    return count_text(text)
+
+
+def _block_tokens(block: Any, count: Callable[[str], int] = count_text) -> int:
     if isinstance(block, str):
-        return count_text(block)
+        return count(block)
     if isinstance(block, dict) and block.get("type") == "text":
-        return count_text(str(block.get("text", "")))
+        return count(str(block.get("text", "")))
     # tools, images, tool_use...: count their JSON text
     return count_text(_canonical(block).decode())
 
 
 def _make(where: str, block: Any, prefix_role: str = "") -> Block:
-    return Block(where, _block_tokens(block), _ttl(block), block, prefix_role)
+    count = _count_shared if prefix_role == "system" else count_text
+    return Block(where, _block_tokens(block, count), _ttl(block), block, prefix_role)
 
 
 def request_blocks(params: dict[str, Any]) -> list[Block]:
@@ -120,9 +129,12 @@ class Breakpoint:
 def breakpoints(model: str, blocks: list[Block]) -> list[Breakpoint]:
     """The request's breakpoints in order, each keyed by its exact prefix."""
     out: list[Breakpoint] = []
+    marked = [i for i, block in enumerate(blocks) if block.cache_ttl is not None]
+    if not marked:
+        return out  # most requests have none: no digest to compute
     running = hashlib.sha256(model.encode())
     total = 0
-    for i, block in enumerate(blocks):
+    for i, block in enumerate(blocks[: marked[-1] + 1]):
         running.update(block.digest)
         total += block.tokens
         if block.cache_ttl is not None:

@@ -58,10 +58,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a suite: plan, submit (batch or sync), collect, grade, score, report."""
-    from ..analysis.gate import check_gate
-    from ..analysis.summary import summarize
     from ..plan.prepare import prepare
-    from ..report.text import print_text
     from ..run.create import create_run
     from ..run.engine import Runner
 
@@ -92,6 +89,11 @@ def run(
             out.print(run_id)
             err.print(f"submitted; collect with: evalbatch collect {run_id}")
         return
+    # Imported here: the statistics behind the gate (scipy) cost a detached run a second.
+    from ..analysis.gate import check_gate
+    from ..analysis.summary import summarize
+    from ..report.text import print_text
+
     summary = summarize(store, run_id)
     verdict = check_gate(store, summary, baseline)
     if as_json:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..catalog.pricing import counterfactuals
-from ..catalog.tokenizer import breakpoints, count_request, request_blocks
+from ..catalog.tokenizer import Breakpoint, breakpoints, count_request, request_blocks
 from ..graders.base import ModelGrader
 from ..records import Case, PlannedRequest, Usage
 from ..store.db import Store
@@ -35,6 +35,7 @@ from .requests import GeneratedCase, plan_generate, plan_grade, planned_body
 History = dict[tuple[str, str, int, str | None], tuple[int, str]]
 
 STRATEGIES = ("plan", "sync", "no_cache", "no_routing", "naive")
+OUTPUT_KEYS = tuple(f"{name}:output" for name in STRATEGIES)  # each strategy's output side
 # The prompt-cache assumptions `plan` projects under; the first is the headline.
 CACHE_ASSUMPTIONS = ("best", "worst")
 CACHE_ASSUMPTION_TEXT = {
@@ -174,11 +175,19 @@ class CacheModel:
         self._auto = AutoCache(catalog, in_batch_reads=in_batch_reads)
 
     def usage(
-        self, params: dict[str, Any], input_total: int, output: int, *, batch_item: bool = False
+        self,
+        params: dict[str, Any],
+        input_total: int,
+        output: int,
+        *,
+        batch_item: bool = False,
+        points: list[Breakpoint] | None = None,
     ) -> Usage:
+        """``points``: the request's breakpoints when the caller has them already."""
         if self._catalog.model(params["model"]).caches_automatically:
             return self._auto.usage(params, input_total, output, batch_item=batch_item)
-        points = breakpoints(params["model"], request_blocks(params))
+        if points is None:
+            points = breakpoints(params["model"], request_blocks(params))
         minimum = self._catalog.model(params["model"]).min_cache_tokens
         read = 0
         for point in points:
@@ -235,29 +244,38 @@ def project(
     warmed: set[bytes] = set()
     counter = count_tokens or count_request
 
+    priced: list[tuple[Usage, str, bool, Any, tuple[float, ...]]] = []
+
     def add(lines: Lines, step: str, model: str, usage: Usage, is_batch: bool) -> None:
-        cf = counterfactuals(
-            usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
-        )
-        out = _output_costs(usage, model, is_batch, prepared)
+        # Both assumptions usually give the same usage (no cache read or write differs):
+        # price it once.
+        if priced and priced[0][:3] == (usage, model, is_batch):
+            cf, out = priced[0][3:]
+        else:
+            cf = counterfactuals(
+                usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
+            )
+            out = _output_costs(usage, model, is_batch, prepared)
+            priced[:] = [(usage, model, is_batch, cf, out)]
         line = lines.setdefault((step, model), ProjectionLine(step, model))
         line.add(usage, cf)
-        for name, value in zip(STRATEGIES, out, strict=True):
-            line.costs[f"{name}:output"] = line.costs.get(f"{name}:output", 0.0) + value
+        for key, value in zip(OUTPUT_KEYS, out, strict=True):
+            line.costs[key] = line.costs.get(key, 0.0) + value
 
     def account(req: PlannedRequest, output_tokens: int) -> None:
         params = planned_body(req, prepared.ttl, prepared.catalog)
-        if warm and "system" in params:
-            points = breakpoints(params["model"], request_blocks(params))
-            if points and points[-1].key not in warmed:
-                warmed.add(points[-1].key)
-                wp = warm_body(params)
-                wp_tokens = counter(wp)
-                for lines, cache in books.values():
-                    add(lines, "warm", req.model, cache.usage(wp, wp_tokens, 1), False)
-        input_total = counter(params)  # once: with --count-tokens api, a count is an API call
+        blocks = request_blocks(params)  # tokenized once for the count and both caches
+        points = breakpoints(params["model"], blocks)
+        if warm and "system" in params and points and points[-1].key not in warmed:
+            warmed.add(points[-1].key)
+            wp = warm_body(params)
+            wp_tokens = counter(wp)
+            for lines, cache in books.values():
+                add(lines, "warm", req.model, cache.usage(wp, wp_tokens, 1), False)
+        # once: with --count-tokens api, a count is an API call
+        input_total = count_tokens(params) if count_tokens else sum(b.tokens for b in blocks)
         for lines, cache in books.values():
-            usage = cache.usage(params, input_total, output_tokens, batch_item=batch)
+            usage = cache.usage(params, input_total, output_tokens, batch_item=batch, points=points)
             add(lines, req.step, req.model, usage, batch)
 
     model_graders = prepared.model_graders()

@@ -11,6 +11,7 @@ from typing import Any
 
 import anthropic
 import orjson
+from anthropic.types.messages import MessageBatch
 
 from ..errors import MissingCredentials, ProviderError
 from ..records import BatchInfo, Outcome, UploadInfo
@@ -94,9 +95,14 @@ class AnthropicProvider:
         upload_id: str | None = None,
         label: str = "",
     ) -> BatchInfo:
-        body = [{"custom_id": cid, "params": params} for cid, params in items]
+        body = orjson.dumps({"requests": [{"custom_id": c, "params": p} for c, p in items]})
         try:
-            batch = self._create_client.messages.batches.create(requests=body)  # type: ignore[arg-type]
+            # The body goes as the JSON we encoded, through the SDK's client (its auth, errors
+            # and MessageBatch): its typed create() would first copy and walk every request, a
+            # second or more of CPU per 100,000 requests, for nothing our bodies need.
+            batch = self._create_client.post(
+                "/v1/messages/batches", content=body, cast_to=MessageBatch
+            )
         except anthropic.AnthropicError as exc:
             raise self._translate(exc, "creating a batch") from exc
         return batch_info(batch)

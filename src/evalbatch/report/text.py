@@ -3,12 +3,13 @@ verdict, manifest diff and per-grader table. Pure functions of records."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console, Group
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from ..analysis.compare import Comparison
 from ..analysis.summary import RunSummary
 from .wording import (
     MAX_CASES,
@@ -22,6 +23,9 @@ from .wording import (
     scope_notes,
     usd,
 )
+
+if TYPE_CHECKING:  # the comparison's statistics (scipy) load only where one is rendered
+    from ..analysis.compare import Comparison
 
 
 def render_text(summary: RunSummary) -> Group:

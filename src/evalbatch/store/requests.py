@@ -4,6 +4,7 @@ run), counting and paging them by status, and claiming a page for the sync path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from typing import Any, cast
 
 import orjson
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ..records import PlannedRequest, Prefix, RequestStatus, Step
 from . import schema
+from .bulk import insert_rows
 from .records import StoredPrefix, StoredRequest
 
 _CHUNK = 2000
@@ -52,10 +54,9 @@ def insert_planned(
         )
         idx += 1
         if len(rows) >= _CHUNK:
-            conn.execute(schema.requests.insert(), rows)
+            insert_rows(conn, schema.requests, rows)
             rows = []
-    if rows:
-        conn.execute(schema.requests.insert(), rows)
+    insert_rows(conn, schema.requests, rows)
     return idx - start_idx
 
 
@@ -76,28 +77,14 @@ def _prefix_id(conn: Connection, run_id: str, req: PlannedRequest, known: dict[s
     return known[prefix.sha256]
 
 
+# StoredRequest's fields, in order: a row of these columns builds one by position (several
+# times cheaper than by name, for the 200,000 requests of a 100,000-case run).
+REQUEST_COLUMNS = tuple(schema.requests.c[f.name] for f in fields(StoredRequest))
+
+
 def stored_request(row: Row[Any]) -> StoredRequest:
-    return StoredRequest(
-        id=row.id,
-        run_id=row.run_id,
-        step=row.step,
-        idx=row.idx,
-        case_idx=row.case_idx,
-        case_id=row.case_id,
-        epoch=row.epoch,
-        grader=row.grader,
-        model=row.model,
-        route=row.route,
-        prefix_id=row.prefix_id,
-        messages=row.messages,
-        max_tokens=row.max_tokens,
-        extra=row.extra,
-        status=row.status,
-        attempts=row.attempts,
-        batch_id=row.batch_id,
-        input_estimate=row.input_estimate,
-        last_error=row.last_error,
-    )
+    """A request from a row selected as ``REQUEST_COLUMNS``."""
+    return StoredRequest(*row)  # type: ignore[call-arg]
 
 
 def mark_queued(conn: Connection, ids: Sequence[int], batch_id: int | None) -> None:
@@ -223,7 +210,7 @@ class Requests:
                 found = {
                     row.id: stored_request(row)
                     for row in conn.execute(
-                        select(schema.requests).where(schema.requests.c.id.in_(wanted))
+                        select(*REQUEST_COLUMNS).where(schema.requests.c.id.in_(wanted))
                     )
                 }
             yield from (found[i] for i in wanted)
@@ -248,7 +235,7 @@ class Requests:
             rows = [
                 stored_request(row)
                 for row in conn.execute(
-                    select(schema.requests)
+                    select(*REQUEST_COLUMNS)
                     .where(
                         and_(
                             r.run_id == run_id,

@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, select
+from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.engine import Connection
 
 from ..records import FINAL_REQUEST, GENERATE, Outcome, Step, parse_custom_id
 from . import schema
+from .bulk import insert_rows, update_by_id
 from .records import Disposition, Generated, IngestCounts, StepResult, StoredRequest
-from .requests import stored_request
+from .requests import REQUEST_COLUMNS, stored_request
 
 Decide = Callable[[StoredRequest, Outcome], Disposition]
 
@@ -54,11 +55,11 @@ class Results:
     ) -> None:
         now = time.time()
         result_rows: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
+        updates: list[tuple[str, str | None, int]] = []
         r = schema.requests.c
         for step, items in by_step.items():
             rows = conn.execute(
-                select(schema.requests).where(
+                select(*REQUEST_COLUMNS).where(
                     and_(r.run_id == run_id, r.step == step, r.idx.in_(list(items)))
                 )
             )
@@ -72,9 +73,7 @@ class Results:
                     continue
                 counts.by_kind[outcome.kind] = counts.by_kind.get(outcome.kind, 0) + 1
                 disposition = decide(request, outcome)
-                updates.append(
-                    {"rid": request.id, "new_status": disposition.status, "err": disposition.error}
-                )
+                updates.append((disposition.status, disposition.error, request.id))
                 if disposition.result is None:
                     counts.requeued += 1
                     continue
@@ -93,15 +92,8 @@ class Results:
                     }
                 )
                 counts.stored += 1
-        if result_rows:
-            conn.execute(schema.results.insert(), result_rows)
-        if updates:
-            conn.execute(
-                schema.requests.update()
-                .where(schema.requests.c.id == bindparam("rid"))
-                .values(status=bindparam("new_status"), last_error=bindparam("err")),
-                updates,
-            )
+        insert_rows(conn, schema.results, result_rows)
+        update_by_id(conn, schema.requests, updates, ("status", "last_error"))
 
     # -- reads --------------------------------------------------------------------------------
     def spent(self, run_id: str) -> float:

@@ -21,6 +21,7 @@ from ..records import (
     RunStatus,
 )
 from . import schema
+from .bulk import insert_rows
 from .records import NewRun, RunRecord
 from .requests import insert_planned
 
@@ -93,10 +94,9 @@ def _insert_cases(
     for idx, case_id, data in cases:
         rows.append({"run_id": run.id, "idx": idx, "case_id": case_id, "data": data})
         if len(rows) >= _CASE_CHUNK:
-            conn.execute(schema.cases.insert(), rows)
+            insert_rows(conn, schema.cases, rows)
             rows = []
-    if rows:
-        conn.execute(schema.cases.insert(), rows)
+    insert_rows(conn, schema.cases, rows)
     conn.execute(
         schema.steps.insert().values(run_id=run.id, name=GENERATE, status="active", planned_at=now)
     )

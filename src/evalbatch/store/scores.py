@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, delete, select
 
 from . import schema
+from .bulk import insert_rows
 from .records import ScoreRecord, ScoreRow
 
 
@@ -24,8 +25,8 @@ class Scores:
             for page in pages:
                 if not page:
                     continue
-                conn.execute(
-                    schema.scores.insert(), [{"run_id": run_id, **row.__dict__} for row in page]
+                insert_rows(
+                    conn, schema.scores, [{"run_id": run_id, **row.__dict__} for row in page]
                 )
                 written += len(page)
         return written
