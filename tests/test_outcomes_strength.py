@@ -190,16 +190,22 @@ def test_a_generation_the_provider_refused_is_a_result_and_every_grader_errors(
     assert detail.generation.result.cost_usd == 0.0
 
 
-@pytest.mark.parametrize("fault", ["errored", "expired"])
+@pytest.mark.parametrize(
+    ("fault", "last_error"),
+    [("errored", "overloaded_error: simulated item failure"), ("expired", "expired")],
+)
 def test_failures_that_are_never_results_are_sent_again_then_stop_for_a_person(
-    tmp_path: Path, fault: str
+    tmp_path: Path, fault: str, last_error: str
 ) -> None:
     with open_lab(tmp_path, respond, faults=FaultConfig(**{fault: 1.0})) as lab:
         run_id = lab.create(_suite(lab, grade=[CONTAINS]), retries=1)
         with pytest.raises(RunNeedsAttention) as stop:
             lab.drive(run_id)
         message = str(stop.value)
-        assert message.startswith("generate: 6 request(s) failed 2 times and are kept pending")
+        assert message.startswith(
+            "generate: 6 request(s) failed 2 times and are kept pending (not counted as "
+            f"results); last error: {last_error}. Nothing is lost"
+        )  # the person is told what went wrong: the provider's error, or that it expired
         assert f"fix the cause, then: evalbatch collect {run_id}" in message
         assert lab.batches_created() == 2  # the first try and one retry
         summary = summarize(lab.store, run_id)
