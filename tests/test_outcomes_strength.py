@@ -307,3 +307,14 @@ def test_an_empty_answer_is_graded_as_empty(tmp_path: Path) -> None:
     with open_lab(tmp_path, mute) as lab:
         summary = summarize(lab.store, lab.run(_suite(lab, grade=[{"regex": "^$"}])))
     assert (summary.cases_scored, summary.cases_passed) == (6, 6)
+
+
+def test_a_sync_runs_case_page_shows_how_long_each_request_took(lab: Lab) -> None:
+    batch = lab.store.browse.case_detail(lab.run(_suite(lab, "b")), "c2").epochs[0]
+    sync = lab.store.browse.case_detail(lab.run(_suite(lab, "s", mode="sync")), "c2").epochs[0]
+    assert batch.generation is not None and batch.generation.result is not None
+    assert batch.generation.result.latency_ms is None  # a batch item has no latency of its own
+    assert sync.generation is not None and sync.generation.result is not None
+    result = sync.generation.result
+    assert (result.mode, result.text) == ("sync", "ok meh")
+    assert isinstance(result.latency_ms, int) and result.latency_ms >= 0
