@@ -16,7 +16,9 @@ import pytest
 from evalbatch.analysis.summary import summarize
 from evalbatch.catalog import load_catalog
 from evalbatch.errors import RunNeedsAttention
+from evalbatch.records import Outcome, Usage, custom_id
 from evalbatch.report.wording import headline
+from evalbatch.run.ingest import IngestContext, record_outcomes
 from evalbatch.sandbox.config import FaultConfig
 from evalbatch.sandbox.prompts import last_user_text
 
@@ -318,3 +320,30 @@ def test_a_sync_runs_case_page_shows_how_long_each_request_took(lab: Lab) -> Non
     result = sync.generation.result
     assert (result.mode, result.text) == ("sync", "ok meh")
     assert isinstance(result.latency_ms, int) and result.latency_ms >= 0
+
+
+def _answer(run_id: str, idx: int) -> Outcome:
+    usage = Usage(input_tokens=10, output_tokens=2)
+    generate = custom_id(run_id, "generate", idx)
+    return Outcome(
+        custom_id=generate, kind="succeeded", model="claude-haiku-5-5", text="ok", usage=usage
+    )
+
+
+def test_a_results_stream_stores_its_runs_items_past_one_that_is_not_ours(lab: Lab) -> None:
+    run_id = lab.create(_suite(lab, grade=[CONTAINS]))
+    ctx = IngestContext(run_id, "batch", 2, "claude-haiku-5-5", lab.catalog)
+    stream = [_answer(run_id, 0), Outcome(custom_id="someone-elses", kind="succeeded")]
+    stream += [_answer(run_id, i) for i in range(1, 6)]
+    counts = record_outcomes(lab.store, ctx, stream)
+    assert (counts.stored, counts.skipped) == (6, 1)
+    assert summarize(lab.store, run_id).outcomes == {"generate": {"succeeded": 6}}
+
+
+def test_results_from_a_batch_the_requests_are_not_in_are_not_stored(lab: Lab) -> None:
+    run_id = lab.create(_suite(lab, grade=[CONTAINS]))
+    ctx = IngestContext(run_id, "batch", 2, "claude-haiku-5-5", lab.catalog)
+    # No batch was submitted yet: a late results file of batch 1 holds none of these requests.
+    counts = record_outcomes(lab.store, ctx, [_answer(run_id, i) for i in range(6)], batch_id=1)
+    assert (counts.stored, counts.skipped) == (0, 6)
+    assert summarize(lab.store, run_id).outcomes == {"generate": {"pending": 6}}
