@@ -395,3 +395,21 @@ def test_a_reference_sampled_grader_is_compared_on_the_references_estimate(
             "p_value": 0.03125,
         },
     }
+
+
+def test_a_case_scored_on_one_side_only_is_left_out_of_the_numeric_comparison(
+    lab: Lab, answers: Answers
+) -> None:
+    checks = (
+        "def graded(output, case):\n"
+        "    # a score only when the answer is right; a wrong one just fails\n"
+        "    return {'pass': True, 'score': 0.75} if output == 'ok' else {'pass': False}\n"
+    )
+    for folder in ("v1", "v2"):
+        (lab.root / folder).mkdir(parents=True, exist_ok=True)
+        (lab.root / folder / "checks.py").write_text(checks)
+    base, new = _pair(lab, answers, range(1), [{"python": "checks.py:graded"}])
+    (grader,) = compare_runs(lab.store, base, new).graders
+    assert (grader.n, grader.regressed) == (8, 1)
+    assert grader.numeric is not None
+    assert (grader.numeric["n"], grader.numeric["mean_diff"]) == (7, 0.0)  # c0 has no new score
