@@ -360,11 +360,14 @@ def test_the_strict_refusal_names_every_grader_not_shared(lab: Lab) -> None:
 
 
 class ReferenceAnswers(Answers):
-    """The reference model (opus) passes every output the cheap rubric (haiku) fails."""
+    """The reference model (opus) passes every output the cheap rubric (haiku) fails, and fails
+    c6's, which the cheap rubric passes."""
 
     def __call__(self, params: dict[str, Any]) -> str:
-        if "<output>" in last_user_text(params) and "opus" in params["model"]:
-            return json.dumps({"score": 5, "reasoning": "fine by the reference"})
+        text = last_user_text(params)
+        if "<output>" in text and "opus" in params["model"]:
+            score = 2 if "<input>\nquestion 6\n</input>" in text else 5
+            return json.dumps({"score": score, "reasoning": f"scored {score} by the reference"})
         return super().__call__(params)
 
 
@@ -376,10 +379,10 @@ def test_a_reference_sampled_grader_is_compared_on_the_references_estimate(
     with open_lab(tmp_path, answers) as lab:
         base, new = _pair(lab, answers, range(6), [rubric])
         (grader,) = compare_runs(lab.store, base, new).graders
-    # The cheap grader sees 6 of 8 regress; the reference passes every output, so its
-    # estimated rates stay at 100% and the verdict is no change.
+    # The cheap grader sees 6 of 8 regress; the reference fails c6 in both runs and passes the
+    # rest, so its estimated rates stay at 75% and the verdict is no change.
     assert (grader.regressed, grader.n) == (6, 8)
-    assert (grader.base_rate, grader.new_rate, grader.diff) == (1.0, 1.0, 0.0)
+    assert (grader.base_rate, grader.new_rate, grader.diff) == (0.75, 0.75, 0.0)
     assert (grader.ci_low, grader.ci_high, grader.p_value) == (0.0, 0.0, 1.0)
     assert grader.verdict == "no significant change"
     assert grader.reference == {

@@ -152,7 +152,7 @@ def test_a_reference_graders_comparison_also_gives_the_graders_own_difference() 
     reference = {
         "labeled_pairs": 40,
         "pairs": 1200,
-        "grader": {"diff": -0.05, "ci_low": -0.0875, "ci_high": -0.0125, "p_value": 0.0123},
+        "grader": {"diff": -0.05, "ci_low": -0.1, "ci_high": -0.0125, "p_value": 0.0123},
     }
     graders = [
         GraderComparison(*[0] * 11, grader="contains"),  # type: ignore[arg-type]
@@ -161,7 +161,7 @@ def test_a_reference_graders_comparison_also_gives_the_graders_own_difference() 
     assert reference_compare_lines(_comparison(graders=graders)) == [
         "judge: base, new, diff, CI and p are prediction-powered estimates of the reference "
         "grader's verdicts (40 reference-graded pairs of 1200); the grader itself: -5.0pp "
-        "[-8.8, -1.2], p=0.012"
+        "[-10.0, -1.2], p=0.012"
     ]
     assert reference_compare_lines(_comparison(graders=graders[:1])) == []
 
