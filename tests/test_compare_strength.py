@@ -17,9 +17,11 @@ from evalbatch.analysis.compare import compare_runs
 from evalbatch.analysis.gate import check_gate
 from evalbatch.analysis.summary import summarize
 from evalbatch.errors import InputError
+from evalbatch.report.wording import scope_notes
+from evalbatch.run.regrade import create_regrade, plan_regrade
 from evalbatch.sandbox.prompts import last_user_text
 
-from .lab import Lab, lab_in, write_suite
+from .lab import Lab, lab_in, open_lab, write_suite
 
 CASES = [{"id": f"c{i}", "input": f"question {i}", "target": "ok"} for i in range(8)]
 CONTAINS = {"contains": "{{ target }}"}
@@ -331,3 +333,86 @@ def test_the_gate_uses_the_suites_alpha_and_min_effect(lab: Lab, answers: Answer
         write_suite(lab.root / "v3", CASES, grade=[CONTAINS], gate=tolerant, generate=generate)
     )
     assert not check_gate(lab.store, summarize(lab.store, third), base).failed  # a 75% drop < 0.8
+
+
+def test_a_regrade_is_compared_as_grading_the_same_outputs(lab: Lab, answers: Answers) -> None:
+    _, source = _pair(lab, answers, range(2), [CONTAINS])
+    graders = ["grade=[{contains: '{{ target }}'}, {regex: 'k'}]"]
+    regrade = create_regrade(lab.store, plan_regrade(lab.store, source, overrides=graders), {})
+    assert lab.drive(regrade) == "done"
+    cmp = compare_runs(lab.store, source, regrade)
+    assert (cmp.base["generations_from"], cmp.new["generations_from"]) == (None, source)
+    (contains,) = cmp.graders  # the same outputs, the same grader: nothing moved
+    assert (contains.n, contains.both_fail, contains.regressed, cmp.cases) == (8, 2, 0, [])
+    assert scope_notes(cmp) == [
+        f"{regrade} grades the generations of {source}: the outputs are identical, only the "
+        "graders differ",
+        "graders not in both runs (not compared): regex",
+    ]
+
+
+def test_the_strict_refusal_names_every_grader_not_shared(lab: Lab) -> None:
+    base = lab.run(write_suite(lab.root / "v1", CASES, grade=[CONTAINS, ANYTHING, RUBRIC]))
+    new = lab.run(write_suite(lab.root / "v2", CASES, grade=[CONTAINS]))
+    with pytest.raises(InputError) as strict:
+        compare_runs(lab.store, base, new, strict=True)
+    assert str(strict.value).endswith("graders not shared: regex, rubric)")
+
+
+class ReferenceAnswers(Answers):
+    """The reference model (opus) passes every output the cheap rubric (haiku) fails, and fails
+    c6's, which the cheap rubric passes."""
+
+    def __call__(self, params: dict[str, Any]) -> str:
+        text = last_user_text(params)
+        if "<output>" in text and "opus" in params["model"]:
+            score = 2 if "<input>\nquestion 6\n</input>" in text else 5
+            return json.dumps({"score": score, "reasoning": f"scored {score} by the reference"})
+        return super().__call__(params)
+
+
+def test_a_reference_sampled_grader_is_compared_on_the_references_estimate(
+    tmp_path: Path,
+) -> None:
+    answers = ReferenceAnswers()
+    rubric = {"rubric": {**RUBRIC["rubric"], "reference": {"model": "opus", "sample": 0.5}}}
+    with open_lab(tmp_path, answers) as lab:
+        base, new = _pair(lab, answers, range(6), [rubric])
+        (grader,) = compare_runs(lab.store, base, new).graders
+    # The cheap grader sees 6 of 8 regress; the reference fails c6 in both runs and passes the
+    # rest, so its estimated rates stay at 75% and the verdict is no change.
+    assert (grader.regressed, grader.n) == (6, 8)
+    assert (grader.base_rate, grader.new_rate, grader.diff) == (0.75, 0.75, 0.0)
+    assert (grader.ci_low, grader.ci_high, grader.p_value) == (0.0, 0.0, 1.0)
+    assert grader.verdict == "no significant change"
+    assert grader.reference == {
+        "estimate": "ppi",
+        "labeled_pairs": 4,
+        "pairs": 8,
+        "grader": {
+            "base_rate": 1.0,
+            "new_rate": 0.25,
+            "diff": -0.75,
+            "ci_low": pytest.approx(-0.9285, abs=1e-4),
+            "ci_high": pytest.approx(-0.2795, abs=1e-4),
+            "p_value": 0.03125,
+        },
+    }
+
+
+def test_a_case_scored_on_one_side_only_is_left_out_of_the_numeric_comparison(
+    lab: Lab, answers: Answers
+) -> None:
+    checks = (
+        "def graded(output, case):\n"
+        "    # a score only when the answer is right; a wrong one just fails\n"
+        "    return {'pass': True, 'score': 0.75} if output == 'ok' else {'pass': False}\n"
+    )
+    for folder in ("v1", "v2"):
+        (lab.root / folder).mkdir(parents=True, exist_ok=True)
+        (lab.root / folder / "checks.py").write_text(checks)
+    base, new = _pair(lab, answers, range(1), [{"python": "checks.py:graded"}])
+    (grader,) = compare_runs(lab.store, base, new).graders
+    assert (grader.n, grader.regressed) == (8, 1)
+    assert grader.numeric is not None
+    assert (grader.numeric["n"], grader.numeric["mean_diff"]) == (7, 0.0)  # c0 has no new score

@@ -16,7 +16,9 @@ import pytest
 from evalbatch.analysis.summary import summarize
 from evalbatch.catalog import load_catalog
 from evalbatch.errors import RunNeedsAttention
+from evalbatch.records import Outcome, Usage, custom_id
 from evalbatch.report.wording import headline
+from evalbatch.run.ingest import IngestContext, record_outcomes
 from evalbatch.sandbox.config import FaultConfig
 from evalbatch.sandbox.prompts import last_user_text
 
@@ -190,16 +192,22 @@ def test_a_generation_the_provider_refused_is_a_result_and_every_grader_errors(
     assert detail.generation.result.cost_usd == 0.0
 
 
-@pytest.mark.parametrize("fault", ["errored", "expired"])
+@pytest.mark.parametrize(
+    ("fault", "last_error"),
+    [("errored", "overloaded_error: simulated item failure"), ("expired", "expired")],
+)
 def test_failures_that_are_never_results_are_sent_again_then_stop_for_a_person(
-    tmp_path: Path, fault: str
+    tmp_path: Path, fault: str, last_error: str
 ) -> None:
     with open_lab(tmp_path, respond, faults=FaultConfig(**{fault: 1.0})) as lab:
         run_id = lab.create(_suite(lab, grade=[CONTAINS]), retries=1)
         with pytest.raises(RunNeedsAttention) as stop:
             lab.drive(run_id)
         message = str(stop.value)
-        assert message.startswith("generate: 6 request(s) failed 2 times and are kept pending")
+        assert message.startswith(
+            "generate: 6 request(s) failed 2 times and are kept pending (not counted as "
+            f"results); last error: {last_error}. Nothing is lost"
+        )  # the person is told what went wrong: the provider's error, or that it expired
         assert f"fix the cause, then: evalbatch collect {run_id}" in message
         assert lab.batches_created() == 2  # the first try and one retry
         summary = summarize(lab.store, run_id)
@@ -301,3 +309,41 @@ def test_an_empty_answer_is_graded_as_empty(tmp_path: Path) -> None:
     with open_lab(tmp_path, mute) as lab:
         summary = summarize(lab.store, lab.run(_suite(lab, grade=[{"regex": "^$"}])))
     assert (summary.cases_scored, summary.cases_passed) == (6, 6)
+
+
+def test_a_sync_runs_case_page_shows_how_long_each_request_took(lab: Lab) -> None:
+    batch = lab.store.browse.case_detail(lab.run(_suite(lab, "b")), "c2").epochs[0]
+    sync = lab.store.browse.case_detail(lab.run(_suite(lab, "s", mode="sync")), "c2").epochs[0]
+    assert batch.generation is not None and batch.generation.result is not None
+    assert batch.generation.result.latency_ms is None  # a batch item has no latency of its own
+    assert sync.generation is not None and sync.generation.result is not None
+    result = sync.generation.result
+    assert (result.mode, result.text) == ("sync", "ok meh")
+    assert isinstance(result.latency_ms, int) and result.latency_ms >= 0
+
+
+def _answer(run_id: str, idx: int) -> Outcome:
+    usage = Usage(input_tokens=10, output_tokens=2)
+    generate = custom_id(run_id, "generate", idx)
+    return Outcome(
+        custom_id=generate, kind="succeeded", model="claude-haiku-5-5", text="ok", usage=usage
+    )
+
+
+def test_a_results_stream_stores_its_runs_items_past_one_that_is_not_ours(lab: Lab) -> None:
+    run_id = lab.create(_suite(lab, grade=[CONTAINS]))
+    ctx = IngestContext(run_id, "batch", 2, "claude-haiku-5-5", lab.catalog)
+    stream = [_answer(run_id, 0), Outcome(custom_id="someone-elses", kind="succeeded")]
+    stream += [_answer(run_id, i) for i in range(1, 6)]
+    counts = record_outcomes(lab.store, ctx, stream)
+    assert counts.stored == 6
+    assert summarize(lab.store, run_id).outcomes == {"generate": {"succeeded": 6}}
+
+
+def test_results_from_a_batch_the_requests_are_not_in_are_not_stored(lab: Lab) -> None:
+    run_id = lab.create(_suite(lab, grade=[CONTAINS]))
+    ctx = IngestContext(run_id, "batch", 2, "claude-haiku-5-5", lab.catalog)
+    # No batch was submitted yet: a late results file of batch 1 holds none of these requests.
+    counts = record_outcomes(lab.store, ctx, [_answer(run_id, i) for i in range(6)], batch_id=1)
+    assert counts.stored == 0
+    assert summarize(lab.store, run_id).outcomes == {"generate": {"pending": 6}}

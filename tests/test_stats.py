@@ -332,3 +332,13 @@ def test_weakly_correlated_tables_combine_the_two_wilson_intervals_as_independen
     else:  # negatively correlated: phi < 0 widens the interval
         assert result.ci_low < result.diff - d_low**0.5
         assert result.ci_high > result.diff + d_high**0.5
+
+
+@pytest.mark.parametrize("n", [15, 40])
+def test_when_every_case_moves_the_interval_stops_at_100_percent(n: int) -> None:
+    # Unclamped, Newcombe's bound lands one float step beyond +-1 here: a difference of
+    # pass rates can never exceed 100 points, and compare --json would print 1.0000000000000002.
+    regressed = compare_pass_fail(_pairs(0, 0, n, 0))
+    assert (regressed.diff, regressed.ci_low) == (-1.0, -1.0) and regressed.ci_high < -0.7
+    fixed = compare_pass_fail(_pairs(0, n, 0, 0))
+    assert (fixed.diff, fixed.ci_high) == (1.0, 1.0) and fixed.ci_low > 0.7

@@ -5,14 +5,17 @@ form's derived figures, and scoring that pages through the cases and names what 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from evalbatch.analysis.summary import run_report, summarize
+from evalbatch.analysis.summary import MinPassRate, run_report, summarize
 from evalbatch.run import scoring
+from evalbatch.run.regrade import create_regrade, plan_regrade
+from evalbatch.sandbox.prompts import last_user_text
 
 from .lab import Lab, lab_in, open_lab, write_suite
 
@@ -207,3 +210,73 @@ def test_warming_two_prefixes_averages_the_writes_it_spares(lab: Lab) -> None:
     spared = (tokens["claude-sonnet-5-5"] * 3.9 + tokens["claude-opus-5-5"] * 7.8) / 1e6 * 0.5
     per_prefix = spared / 2
     assert warming.break_even_writes_per_prefix == pytest.approx(warming.cost / per_prefix / 2)
+
+
+def _cheap_passes_reference_fails(params: dict[str, Any]) -> str:
+    """Generation echoes; the rubric passes every output on haiku, fails it on opus."""
+    text = last_user_text(params)
+    if "<output>" not in text:
+        return "ok"
+    score = 2 if "opus" in params["model"] else 5
+    return json.dumps({"score": score, "reasoning": f"scored {score}"})
+
+
+def test_a_reference_sampled_run_is_gated_on_the_references_estimate(tmp_path: Path) -> None:
+    rubric = {
+        "rubric": {
+            "model": "haiku",
+            "rubric": "Is it ok?",
+            "pass": ">= 4",
+            "reference": {"model": "opus", "sample": 1.0},
+        }
+    }
+    with open_lab(tmp_path, _cheap_passes_reference_fails) as lab:
+        suite = write_suite(lab.root / "s", CASES, grade=[rubric], gate={"min_pass_rate": 0.5})
+        summary = summarize(lab.store, lab.run(suite))
+    assert (summary.cases_scored, summary.cases_passed) == (3, 3)  # the cheap grader: 100%
+    (line,) = summary.references
+    assert (line.grader, line.labeled, line.cheap_rate, line.reference_rate) == (
+        "rubric",
+        3,
+        1.0,
+        0.0,
+    )
+    estimate = summary.reference_pass
+    assert estimate is not None and (estimate.estimate, estimate.labeled) == (0.0, 3)
+    # The gate takes what the reference would have said, and says so.
+    assert summary.gate == MinPassRate(0.5, 0.0, True, estimated=True)
+    assert summary.warnings == [
+        "rubric: only 3 reference verdicts: the estimate's interval is a normal approximation "
+        "and too narrow this small (raise reference.sample)"
+    ]
+
+
+def test_without_a_reference_the_gate_is_the_runs_own_pass_rate(lab: Lab) -> None:
+    suite = write_suite(lab.root / "s", CASES, gate={"min_pass_rate": 0.5})
+    summary = summarize(lab.store, lab.run(suite))
+    assert summary.gate == MinPassRate(0.5, 1.0, False, estimated=False)
+    assert (summary.references, summary.reference_pass) == ([], None)
+
+
+def test_an_unisolated_code_grader_is_warned_about_in_the_summary(lab: Lab) -> None:
+    code = {"code": {"tests": "assert True", "entry_point": "f", "isolation": "none"}}
+    summary = summarize(lab.store, lab.run(write_suite(lab.root / "s", CASES, grade=[code])))
+    assert summary.warnings == [
+        "grader 'code' runs model-written code UNISOLATED (isolation: none): it can read your "
+        "files and environment and reach the network"
+    ]
+
+
+def test_a_regrades_summary_names_the_run_whose_outputs_it_graded(lab: Lab) -> None:
+    source = lab.run(write_suite(lab.root / "s", CASES))
+    graders = ["grade=[{regex: 'question'}]"]
+    regrade = create_regrade(lab.store, plan_regrade(lab.store, source, overrides=graders), {})
+    lab.drive(regrade)
+    assert summarize(lab.store, regrade).run.generations_from == source
+    assert summarize(lab.store, source).run.generations_from is None
+
+
+def test_a_report_shows_the_suites_last_30_runs(lab: Lab) -> None:
+    suite = write_suite(lab.root / "s", CASES)
+    runs = [lab.create(suite) for _ in range(31)]
+    assert [r.id for r in run_report(lab.store, runs[-1]).history] == runs[1:]
