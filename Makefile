@@ -33,7 +33,8 @@ test: system-deps lint typecheck
 	$(BIN)/pytest -q -n 2  # two workers: the end-to-end tests mostly wait on processes
 
 # Mutation testing of the money and trust modules ([tool.mutmut] in pyproject.toml, see
-# docs/testing.md): not part of `test` (about 40 minutes on 2 cores); starts from scratch each time.
+# docs/testing.md): not part of `test` (tens of minutes on 2 cores; more on a busy machine, see
+# docs/testing.md); starts from scratch each time.
 mutate: $(STAMP)
 	rm -rf mutants
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 \
