@@ -9,7 +9,21 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from ..errors import ConfigError
-from .app import DbOpt, JsonOpt, app, print_json, provider_factory, resolve_run, store_at
+from .app import (
+    BatchLatencyOpt,
+    BudgetOpt,
+    DbOpt,
+    DetachOpt,
+    JsonOpt,
+    ResponderOpt,
+    SandboxOpt,
+    app,
+    check_mode,
+    print_json,
+    provider_factory,
+    resolve_run,
+    store_at,
+)
 from .console import err, out
 from .progress import RichProgress
 
@@ -18,37 +32,8 @@ if TYPE_CHECKING:
     from ..store.calibration_records import CalibrationRecord
     from ..store.db import Store
 
+# a regrade has no suite of its own to override: its mode defaults to batch
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="batch (default) | sync.")]
-DetachOpt = Annotated[
-    bool,
-    typer.Option("--detach", help="Submit, print the id, exit; `evalbatch collect` picks up."),
-]
-BudgetOpt = Annotated[
-    float | None,
-    typer.Option("--budget", help="Refuse to submit above this projected cost (USD)."),
-]
-SandboxOpt = Annotated[
-    bool, typer.Option("--sandbox", help="Use an in-process loopback sandbox (no key, no cost).")
-]
-ResponderOpt = Annotated[
-    str,
-    typer.Option(
-        "--responder", help="With --sandbox: echo | script:FILE | python:module:fn | quality:FILE."
-    ),
-]
-LatencyOpt = Annotated[
-    float, typer.Option("--batch-latency", help="With --sandbox: seconds a batch takes.")
-]
-
-
-def check_mode(mode: str | None, detach: bool, sandbox: bool) -> None:
-    if mode not in (None, "batch", "sync"):
-        raise ConfigError(f"--mode must be batch or sync (got {mode!r})")
-    if detach and sandbox:
-        raise ConfigError(
-            "--detach with --sandbox: the in-process sandbox stops when the command exits; "
-            "start `evalbatch sandbox` and set ANTHROPIC_BASE_URL instead"
-        )
 
 
 @app.command()
@@ -69,7 +54,7 @@ def regrade(
     budget: BudgetOpt = None,
     sandbox: SandboxOpt = False,
     responder: ResponderOpt = "echo",
-    batch_latency: LatencyOpt = 0.2,
+    batch_latency: BatchLatencyOpt = 0.2,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -159,7 +144,7 @@ def calibrate(
     budget: BudgetOpt = None,
     sandbox: SandboxOpt = False,
     responder: ResponderOpt = "echo",
-    batch_latency: LatencyOpt = 0.2,
+    batch_latency: BatchLatencyOpt = 0.2,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
