@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, cast
 
 import orjson
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Column, Engine, and_, func, select, update
 from sqlalchemy.engine import Connection, Row
 
 from ..errors import NotFound
@@ -103,6 +103,18 @@ def _insert_cases(
     insert_planned(conn, run.id, planned)
 
 
+def merge_json(conn: Connection, column: Column[Any], row_id: str, changes: dict[str, Any]) -> None:
+    """Set ``changes`` in the JSON object stored in ``column`` of the row with this id."""
+    table = column.table
+    raw = conn.execute(select(column).where(table.c.id == row_id)).scalar()
+    merged = {**orjson.loads(raw or "{}"), **changes}
+    conn.execute(
+        update(table)
+        .where(table.c.id == row_id)
+        .values({column.name: orjson.dumps(merged).decode()})
+    )
+
+
 def status_values(status: RunStatus, error: str | None) -> dict[str, Any]:
     """The columns a status change writes (a run's or a sweep's)."""
     now = time.time()
@@ -136,15 +148,7 @@ class Runs:
     def set_options(self, run_id: str, **changes: Any) -> None:
         """Change stored run options (a new budget after a budget stop)."""
         with self.engine.begin() as conn:
-            raw = conn.execute(
-                select(schema.runs.c.options).where(schema.runs.c.id == run_id)
-            ).scalar()
-            options = {**orjson.loads(raw or "{}"), **changes}
-            conn.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(options=orjson.dumps(options).decode())
-            )
+            merge_json(conn, schema.runs.c.options, run_id, changes)
 
     def start_grading(
         self, run_id: str, planned: Iterable[PlannedRequest], status: RunStatus

@@ -16,7 +16,7 @@ from ..records import CLOSED_RUN, PlannedRequest, RunStatus
 from . import schema
 from .records import NewRun, SweepRecord
 from .reports import case_pass_subquery
-from .runs import insert_run, status_values
+from .runs import insert_run, merge_json, status_values
 
 
 def sweep_record(row: Row[Any]) -> SweepRecord:
@@ -77,15 +77,7 @@ class Sweeps:
 
     def set_spec(self, sweep_id: str, **changes: Any) -> None:
         with self.engine.begin() as conn:
-            raw = conn.execute(
-                select(schema.sweeps.c.spec).where(schema.sweeps.c.id == sweep_id)
-            ).scalar()
-            spec = {**orjson.loads(raw or "{}"), **changes}
-            conn.execute(
-                update(schema.sweeps)
-                .where(schema.sweeps.c.id == sweep_id)
-                .values(spec=orjson.dumps(spec).decode())
-            )
+            merge_json(conn, schema.sweeps.c.spec, sweep_id, changes)
 
     def get(self, sweep_id: str) -> SweepRecord:
         with self.engine.connect() as conn:
