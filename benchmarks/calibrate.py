@@ -35,34 +35,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.sandbox.quality_cases import CALIBRATION_MODELS as MODELS  # noqa: E402
+from tests.sandbox.quality_cases import CALIBRATION_SUITE as SUITE  # noqa: E402
 from tests.sandbox.quality_cases import make_cases, write_profile  # noqa: E402
 
 from evalbatch.analysis.ppi import ppi_mean  # noqa: E402
 from evalbatch.graders.reference import in_sample  # noqa: E402
 from evalbatch.sandbox import SandboxConfig, SandboxServer  # noqa: E402
-
-MODELS = {
-    "haiku": {"answer": {"easy": 0.55, "medium": 0.4, "hard": 0.2}, "verdict": 0.97},
-    "sonnet": {"answer": {"easy": 0.6, "medium": 0.45, "hard": 0.3}, "verdict": 0.99},
-    "opus": {"answer": {"easy": 0.65, "medium": 0.55, "hard": 0.45}, "verdict": 1.0},
-}
-SUITE = {
-    "name": "ledger",
-    "cases": "cases.jsonl",
-    "generate": {"prompt": "Q: {{ input }}", "max_tokens": 20, "model": "route"},
-    "routing": {"easy": "haiku", "medium": "sonnet", "hard": "opus", "default": "sonnet"},
-    "grade": [
-        {
-            "rubric": {
-                "model": "opus",
-                "rubric": "5 if the output gives the reference code word, else 1.",
-                "pass": ">= 4",
-                "max_tokens": 60,
-            }
-        }
-    ],
-    "cache": "off",
-}
 
 
 def cli(args: list[str], env: dict[str, str]) -> dict[str, Any]:

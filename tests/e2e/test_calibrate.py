@@ -19,31 +19,10 @@ import yaml
 
 from evalbatch.sandbox import SandboxConfig, SandboxServer
 
+from ..sandbox.quality_cases import CALIBRATION_MODELS as MODELS
+from ..sandbox.quality_cases import CALIBRATION_SUITE as SUITE
 from ..sandbox.quality_cases import make_cases, write_profile
 from .conftest import CliResult, env_for, run_cli
-
-MODELS = {
-    "haiku": {"answer": {"easy": 0.55, "medium": 0.4, "hard": 0.2}, "verdict": 0.97},
-    "sonnet": {"answer": {"easy": 0.6, "medium": 0.45, "hard": 0.3}, "verdict": 0.99},
-    "opus": {"answer": {"easy": 0.65, "medium": 0.55, "hard": 0.45}, "verdict": 1.0},
-}
-SUITE = {
-    "name": "ledger",
-    "cases": "cases.jsonl",
-    "generate": {"prompt": "Q: {{ input }}", "max_tokens": 20, "model": "route"},
-    "routing": {"easy": "haiku", "medium": "sonnet", "hard": "opus", "default": "sonnet"},
-    "grade": [
-        {
-            "rubric": {
-                "model": "opus",
-                "rubric": "5 if the output gives the reference code word, else 1.",
-                "pass": ">= 4",
-                "max_tokens": 60,
-            }
-        }
-    ],
-    "cache": "off",
-}
 
 
 @dataclass

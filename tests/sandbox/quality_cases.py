@@ -55,3 +55,30 @@ def write_profile(
     path = folder / "profile.yaml"
     path.write_text(yaml.safe_dump({"cases": "cases.jsonl", "models": models, **options}))
     return path
+
+
+# The calibration setting of tests/e2e/test_calibrate.py and benchmarks/calibrate.py: verdicts
+# right 97% (haiku), 99% (sonnet) and always (opus, the reference), answers right about half
+# the time, routed by difficulty.
+CALIBRATION_MODELS = {
+    "haiku": {"answer": {"easy": 0.55, "medium": 0.4, "hard": 0.2}, "verdict": 0.97},
+    "sonnet": {"answer": {"easy": 0.6, "medium": 0.45, "hard": 0.3}, "verdict": 0.99},
+    "opus": {"answer": {"easy": 0.65, "medium": 0.55, "hard": 0.45}, "verdict": 1.0},
+}
+CALIBRATION_SUITE = {
+    "name": "ledger",
+    "cases": "cases.jsonl",
+    "generate": {"prompt": "Q: {{ input }}", "max_tokens": 20, "model": "route"},
+    "routing": {"easy": "haiku", "medium": "sonnet", "hard": "opus", "default": "sonnet"},
+    "grade": [
+        {
+            "rubric": {
+                "model": "opus",
+                "rubric": "5 if the output gives the reference code word, else 1.",
+                "pass": ">= 4",
+                "max_tokens": 60,
+            }
+        }
+    ],
+    "cache": "off",
+}
