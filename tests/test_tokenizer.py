@@ -3,7 +3,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evalbatch.catalog.tokenizer import breakpoints, count_request, count_text, request_blocks
+from evalbatch.catalog.tokenizer import (
+    breakpoints,
+    count_messages,
+    count_request,
+    count_text,
+    request_blocks,
+)
 
 
 def test_count_text_words_and_punctuation() -> None:
@@ -16,6 +22,26 @@ def test_count_text_words_and_punctuation() -> None:
 @given(st.text(), st.text())
 def test_count_is_additive_over_whitespace_joins(a: str, b: str) -> None:
     assert count_text(a + " " + b) == count_text(a) + count_text(b)
+
+
+_content = st.one_of(
+    st.text(),
+    st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}), max_size=3),
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant"]), "content": _content}
+        ),
+        max_size=4,
+    )
+)
+def test_messages_alone_count_as_the_request_counts_them(messages: list[dict[str, object]]) -> None:
+    # plan counts a request's messages this way (and skips tokenizing it again): the two must
+    # agree on text and on block content alike
+    assert count_messages(messages) == count_request({"messages": messages})
 
 
 def test_request_blocks_order_is_tools_system_messages() -> None:

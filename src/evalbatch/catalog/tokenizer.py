@@ -116,6 +116,18 @@ def count_request(params: dict[str, Any]) -> int:
     return sum(b.tokens for b in request_blocks(params))
 
 
+def count_messages(messages: list[dict[str, Any]]) -> int:
+    """Input tokens of a request's messages alone: ``count_request({"messages": messages})``
+    without building its blocks when every message is plain text (what planning sends)."""
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            return count_request({"messages": messages})
+        total += count_text(content)
+    return total
+
+
 @dataclass(frozen=True)
 class Breakpoint:
     """A cache breakpoint: the prefix through block ``index``."""

@@ -8,8 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from ..records import Case, Score
 from ..templates import render
 from ..userfiles import INCLUDE, read_user_text
@@ -168,6 +166,8 @@ class JsonGrader(Grader):
                 raise ValueError(f"schema {schema}: {exc}") from None
         if not isinstance(schema, dict):
             raise ValueError("json.schema: a JSON schema object or file://path")
+        import jsonschema  # here: most suites have no schema, and a detached run starts faster
+
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -187,6 +187,8 @@ class JsonGrader(Grader):
             return _pass(self.name, False, f"not valid JSON: {exc}")
         if self.schema is None:
             return _pass(self.name, True, "valid JSON")
+        import jsonschema
+
         error = jsonschema.exceptions.best_match(
             jsonschema.Draft202012Validator(self.schema).iter_errors(value)
         )

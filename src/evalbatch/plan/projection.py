@@ -64,19 +64,27 @@ class ProjectionLine:
     output_tokens: int = 0
     costs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 0.0))
 
-    def add(self, usage: Usage, cf: Any) -> None:
-        self.requests += 1
-        self.input_tokens += usage.input_tokens
-        self.cache_write_tokens += usage.cache_write
-        self.cache_read_tokens += usage.cache_read
-        self.output_tokens += usage.output_tokens
+    def add(self, usage: Usage, cf: Any, output: tuple[float, ...], n: int) -> None:
+        """``n`` requests that each used ``usage``, priced ``cf`` (with ``output`` the output
+        side of each strategy)."""
+        self.requests += n
+        self.input_tokens += n * usage.input_tokens
+        self.cache_write_tokens += n * usage.cache_write
+        self.cache_read_tokens += n * usage.cache_read
+        self.output_tokens += n * usage.output_tokens
         for name, value in zip(
             STRATEGIES, (cf.actual, cf.sync, cf.no_cache, cf.no_routing, cf.naive), strict=True
         ):
-            self.costs[name] += value
+            self.costs[name] += n * value
+        for key, value in zip(OUTPUT_KEYS, output, strict=True):
+            self.costs[key] = self.costs.get(key, 0.0) + n * value
 
 
 Lines = dict[tuple[str, str], ProjectionLine]  # (step, model) -> its running totals
+# (step, model, batch, the usage's token counts) -> how many requests: requests with the same
+# usage are priced once (a tuple of ints hashes faster than the Usage it stands for)
+UsageKey = tuple[int, int, int, int, int]
+Tally = dict[tuple[str, str, bool, UsageKey], int]
 
 
 @dataclass
@@ -236,7 +244,7 @@ def project(
     previous, prev_run = _previous_outputs(store, prepared)
     # Each cache assumption keeps its own lines and its own cache; the requests are rendered
     # and counted once for both.
-    books: dict[str, tuple[Lines, CacheModel]] = {
+    books: dict[str, tuple[Tally, CacheModel]] = {
         "best": ({}, CacheModel(prepared.catalog)),
         "worst": ({}, CacheModel(prepared.catalog, in_batch_reads=False)),
     }
@@ -244,39 +252,34 @@ def project(
     warmed: set[bytes] = set()
     counter = count_tokens or count_request
 
-    priced: list[tuple[Usage, str, bool, Any, tuple[float, ...]]] = []
-
-    def add(lines: Lines, step: str, model: str, usage: Usage, is_batch: bool) -> None:
-        # Both assumptions usually give the same usage (no cache read or write differs):
-        # price it once.
-        if priced and priced[0][:3] == (usage, model, is_batch):
-            cf, out = priced[0][3:]
-        else:
-            cf = counterfactuals(
-                usage, model, batch=is_batch, strongest=prepared.strongest, catalog=prepared.catalog
-            )
-            out = _output_costs(usage, model, is_batch, prepared)
-            priced[:] = [(usage, model, is_batch, cf, out)]
-        line = lines.setdefault((step, model), ProjectionLine(step, model))
-        line.add(usage, cf)
-        for key, value in zip(OUTPUT_KEYS, out, strict=True):
-            line.costs[key] = line.costs.get(key, 0.0) + value
+    def add(tally: Tally, step: str, model: str, usage: Usage, is_batch: bool) -> None:
+        u = usage
+        tokens = (u.input_tokens, u.output_tokens, u.cache_write_5m, u.cache_write_1h, u.cache_read)
+        key = (step, model, is_batch, tokens)
+        tally[key] = tally.get(key, 0) + 1
 
     def account(req: PlannedRequest, output_tokens: int) -> None:
         params = planned_body(req, prepared.ttl, prepared.catalog)
+        if count_tokens is None and not _needs_blocks(params):
+            # No breakpoint and no tools: the planner's own count is the request's count.
+            usage = Usage(input_tokens=req.input_estimate, output_tokens=output_tokens)
+            if not prepared.catalog.model(req.model).caches_automatically:
+                for tally, _ in books.values():
+                    add(tally, req.step, req.model, usage, batch)
+                return
         blocks = request_blocks(params)  # tokenized once for the count and both caches
         points = breakpoints(params["model"], blocks)
         if warm and "system" in params and points and points[-1].key not in warmed:
             warmed.add(points[-1].key)
             wp = warm_body(params)
             wp_tokens = counter(wp)
-            for lines, cache in books.values():
-                add(lines, "warm", req.model, cache.usage(wp, wp_tokens, 1), False)
+            for tally, cache in books.values():
+                add(tally, "warm", req.model, cache.usage(wp, wp_tokens, 1), False)
         # once: with --count-tokens api, a count is an API call
         input_total = count_tokens(params) if count_tokens else sum(b.tokens for b in blocks)
-        for lines, cache in books.values():
+        for tally, cache in books.values():
             usage = cache.usage(params, input_total, output_tokens, batch_item=batch, points=points)
-            add(lines, req.step, req.model, usage, batch)
+            add(tally, req.step, req.model, usage, batch)
 
     model_graders = prepared.model_graders()
     generated: list[GeneratedCase] = []
@@ -301,7 +304,27 @@ def project(
     token_source = "count_tokens API" if count_tokens else LOCAL_ESTIMATE_NOTE
     order = {"warm": 0, "generate": 1, "grade": 2}
 
-    def ordered(lines: Lines) -> list[ProjectionLine]:
+    priced: dict[tuple[str, bool, UsageKey], tuple[Any, tuple[float, ...]]] = {}
+
+    def ordered(tally: Tally) -> list[ProjectionLine]:
+        lines: Lines = {}
+        for (step, model, is_batch, tokens), n in tally.items():
+            usage = Usage(*tokens)
+            found = priced.get((model, is_batch, tokens))
+            if found is None:  # both assumptions mostly share their usages: price each once
+                cf = counterfactuals(
+                    usage,
+                    model,
+                    batch=is_batch,
+                    strongest=prepared.strongest,
+                    catalog=prepared.catalog,
+                )
+                found = priced[model, is_batch, tokens] = (
+                    cf,
+                    _output_costs(usage, model, is_batch, prepared),
+                )
+            line = lines.setdefault((step, model), ProjectionLine(step, model))
+            line.add(usage, found[0], found[1], n)
         return sorted(lines.values(), key=lambda x: (order.get(x.step, 3), x.model))
 
     return Projection(
@@ -314,6 +337,23 @@ def project(
         len(warmed),
         worst_lines=ordered(books["worst"][0]),
     )
+
+
+def _needs_blocks(params: dict[str, Any]) -> bool:
+    """True when a request's blocks must be tokenized again: it carries a cache breakpoint
+    (whose prefix is keyed by digest) or tools (which the planner's estimate leaves out)."""
+    if params.get("tools"):
+        return True
+    system = params.get("system")
+    if isinstance(system, list) and any("cache_control" in b for b in system):
+        return True
+    for message in params["messages"]:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(b, dict) and "cache_control" in b for b in content
+        ):
+            return True
+    return False
 
 
 def _output_costs(

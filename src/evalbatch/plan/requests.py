@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ..catalog import Catalog
-from ..catalog.tokenizer import count_request
+from ..catalog.tokenizer import count_messages, count_request
 from ..graders.base import ModelGrader
 from ..records import Case, PlannedRequest, Prefix
 from ..store.records import StoredPrefix, StoredRequest
@@ -42,7 +42,7 @@ def split_params(params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, d
 
 
 def _estimate(prefix: Prefix | None, messages: list[dict[str, Any]]) -> int:
-    return (prefix.tokens if prefix else 0) + count_request({"messages": messages})
+    return (prefix.tokens if prefix else 0) + count_messages(messages)
 
 
 def plan_generate(

@@ -15,7 +15,6 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Engine, String, and_, case, exists, func, literal, or_, select, true
 from sqlalchemy import cast as sa_cast
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.selectable import FromClause
@@ -123,7 +122,7 @@ class Browse:
                     .distinct()
                 )
             else:
-                element = func.jsonb_array_elements_text(sa_cast(c.data, postgresql.JSONB)["tags"])
+                element = func.jsonb_array_elements_text(sa_cast(c.data, _jsonb())["tags"])
                 tag_query = select(element).where(c.run_id == run_id).distinct()
             tag_values = conn.execute(tag_query.limit(_MAX_TAGS)).scalars().all()
         return Facets(
@@ -205,7 +204,7 @@ class Browse:
         if self._sqlite:
             tags = func.json_each(c.c.data, "$.tags").table_valued("value")
             return exists(select(literal(1)).select_from(tags).where(tags.c.value == tag))
-        return sa_cast(c.c.data, postgresql.JSONB)["tags"].contains([tag])
+        return sa_cast(c.c.data, _jsonb())["tags"].contains([tag])
 
     @staticmethod
     def _grader_condition(r: Any, grader: str, status: CaseStatus | None) -> ColumnElement[bool]:
@@ -317,3 +316,11 @@ def check_exists(url: str) -> None:
             f"no store at {path}: run a suite first (`evalbatch run`), or point --db, "
             "EVALBATCH_DB or EVALBATCH_HOME at an existing store"
         )
+
+
+def _jsonb() -> Any:
+    """PostgreSQL's JSONB type, imported only on a PostgreSQL store (the dialect costs a
+    SQLite store's commands start-up time)."""
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.JSONB
