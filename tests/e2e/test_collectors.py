@@ -156,6 +156,8 @@ def test_four_collectors_killed_at_random_finish_every_run_exactly_once(
     assert adopted == [(2 * RUNS, 2 * RUNS)]  # and each adopted by one run only
     stored = rows(store_url, "select count(*), count(distinct request_id) from results")
     assert stored == [(2 * RUNS * CASES, 2 * RUNS * CASES)]  # nothing stored twice
+    with open_store(store_url) as store:  # and each run has its own, all of them
+        assert [store.results.count(r) for r in run_ids] == [2 * CASES] * RUNS
     scores = rows(store_url, "select run_id, count(*) from scores group by run_id")
     assert sorted(scores) == sorted((run_id, 2 * CASES) for run_id in run_ids)
     assert kills + deaths >= 6  # the runs finished with collectors dying under them

@@ -96,6 +96,12 @@ class Results:
         update_by_id(conn, schema.requests, updates, ("status", "last_error"))
 
     # -- reads --------------------------------------------------------------------------------
+    def count(self, run_id: str) -> int:
+        """How many results the run has stored (each request's final outcome, once)."""
+        res = schema.results.c
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(res.run_id == run_id)).scalar() or 0)
+
     def spent(self, run_id: str) -> float:
         res = schema.results.c
         with self.engine.connect() as conn:
