@@ -12,6 +12,7 @@ HTTP to the sandbox.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,6 +214,12 @@ def test_chunks_follow_the_providers_request_and_byte_limits(lab: Lab) -> None:
         lab.drive(third)
 
 
+class _FortyMinutesLater:
+    @staticmethod
+    def time() -> float:
+        return time.time() + 40 * 60
+
+
 def test_polls_that_fail_are_recorded_then_the_run_needs_attention(
     slow_lab: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,11 +234,15 @@ def test_polls_that_fail_are_recorded_then_the_run_needs_attention(
     assert e.value.retryable
     (row,) = lab.store.batches.open(run_id)
     assert row.poll_failures == 1 and row.last_error is not None and "404" in row.last_error
-    monkeypatch.setattr(batch_module, "UNREACHABLE_S", 0.0)
+    # the provider has said nothing for 40 minutes, against a limit of 30
+    monkeypatch.setattr(batch_module, "UNREACHABLE_S", 1800.0)
+    monkeypatch.setattr(batch_module, "time", _FortyMinutesLater)
     with pytest.raises(ProviderError):
         runner.advance()  # two failures: not yet
-    with pytest.raises(RunNeedsAttention, match=r"unreachable for 0 min \(3 polls failed"):
+    with pytest.raises(RunNeedsAttention) as attention:
         runner.advance()
+    assert re.search(r"unreachable for 40 min \(3 polls failed; last: .*404", str(attention.value))
+    assert str(attention.value).endswith("fix the cause and run `evalbatch collect`.")
     assert lab.store.runs.status(run_id) == "needs_attention"
     # the handle was kept: a working provider picks the run up where it was
     (row,) = lab.store.batches.open(run_id)
@@ -301,3 +312,47 @@ def test_a_batch_created_long_before_the_intent_is_not_the_runs(tmp_path: Path) 
         assert lab.drive(run_id) == "done"  # listing does not offer it either: sent again
         assert _adopted(lab, run_id) != [old_batch]
         assert lab.batches_created() == 2
+
+
+def test_with_another_alike_intent_waiting_a_running_batch_is_not_adopted_unchecked(
+    tmp_path: Path,
+) -> None:
+    """Two runs of the same size crashed after creating their batches, which still run: a
+    running batch cannot show its custom_ids, so neither run may take the first one listed
+    (the other run's); each waits until they end, then adopts its own."""
+    with open_lab(tmp_path, batch_latency=1.5) as lab:
+        older, older_batch = _crashed_run(lab, "a")  # listed first
+        run_id, own_batch = _crashed_run(lab, "b")
+        runner = lab.runner(run_id)
+        assert runner.advance(resume=True) == "generate"
+        (intent,) = lab.store.batches.intents(run_id)
+        assert intent.provider_batch_id is None  # waiting, not adopting older_batch
+        _ended(lab, older_batch, own_batch)
+        assert lab.drive(run_id) == "done"
+        assert _adopted(lab, run_id) == [own_batch]
+        assert lab.drive(older) == "done"
+        assert _adopted(lab, older) == [older_batch]
+        assert lab.batches_created() == 2
+
+
+def test_a_submitted_batch_shows_the_providers_counts_before_its_first_poll(
+    slow_lab: Lab,
+) -> None:
+    lab = slow_lab
+    run_id = lab.create(write_suite(lab.root / "s", _cases("s")))
+    lab.drive(run_id, detach=True)
+    (row,) = lab.store.batches.open(run_id)
+    assert row.polled_at is None  # what `evalbatch status` shows right after `run --detach`
+    assert row.counts["processing"] == 4 and row.counts["succeeded"] == 0
+
+
+def test_alone_a_crashed_run_adopts_its_running_batch_at_once(tmp_path: Path) -> None:
+    """No other unconfirmed intent looks alike: the running batch of the right size, created
+    after the intent, can only be this run's, so it is adopted before it ends."""
+    with open_lab(tmp_path, batch_latency=1.5) as lab:
+        run_id, created = _crashed_run(lab, "a")
+        assert lab.runner(run_id).advance(resume=True) == "generate"
+        (row,) = lab.store.batches.open(run_id)
+        assert (row.provider_batch_id, row.status) == (created, "in_progress")
+        assert lab.drive(run_id) == "done"
+        assert lab.batches_created() == 1

@@ -1,5 +1,5 @@
-"""Writing many rows at once: on SQLite straight through the driver's executemany, elsewhere
-through SQLAlchemy (whose insertmanyvalues batches them on PostgreSQL)."""
+"""Writing many rows at once: on SQLite straight through the driver's executemany, on
+PostgreSQL (psycopg 3) with COPY, elsewhere through SQLAlchemy (insertmanyvalues)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.engine import Connection
+
+# PostgreSQL's text cannot hold NUL (a model's output can): it is stored as U+FFFD, the
+# replacement character, where SQLite keeps it.
+NUL_REPLACEMENT = "\ufffd"
+
+
+def pg_value(value: Any) -> Any:
+    """A value PostgreSQL's text accepts."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", NUL_REPLACEMENT)
+    return value
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -18,11 +29,28 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     names = list(rows[0])
     defaulted = [c for c in table.columns if c.name not in names and c.default is not None]
-    if conn.dialect.name != "sqlite" or defaulted:
+    if conn.dialect.name == "postgresql":
+        if defaulted:
+            conn.execute(table.insert(), [{k: pg_value(v) for k, v in r.items()} for r in rows])
+        else:
+            _copy(conn, table.name, names, rows)
+        return
+    if defaulted or conn.dialect.name != "sqlite":
         conn.execute(table.insert(), list(rows))
         return
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
+
+
+def _copy(conn: Connection, name: str, names: list[str], rows: Sequence[dict[str, Any]]) -> None:
+    """COPY the rows in, on the transaction's own connection (so they commit or roll back with
+    it). The table and column names are the schema's, never a user's."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    sql = f"COPY {name} ({', '.join(names)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(tuple(pg_value(row[n]) for n in names))
 
 
 def update_by_id(
@@ -44,7 +72,10 @@ def update_by_id(
     conn.execute(
         statement,
         [
-            {**{f"_{n}": v for n, v in zip(columns, row[:-1], strict=True)}, "_id": row[-1]}
+            {
+                **{f"_{n}": pg_value(v) for n, v in zip(columns, row[:-1], strict=True)},
+                "_id": row[-1],
+            }
             for row in rows
         ],
     )
