@@ -29,14 +29,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     names = list(rows[0])
     defaulted = [c for c in table.columns if c.name not in names and c.default is not None]
-    if conn.dialect.name == "postgresql":
-        if defaulted:
-            conn.execute(table.insert(), [{k: pg_value(v) for k, v in r.items()} for r in rows])
-        else:
-            _copy(conn, table.name, names, rows)
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and not defaulted:
+        _copy(conn, table.name, names, rows)
         return
     if defaulted or conn.dialect.name != "sqlite":
-        conn.execute(table.insert(), list(rows))
+        values = [{k: pg_value(v) for k, v in r.items()} for r in rows] if postgres else rows
+        conn.execute(table.insert(), list(values))
         return
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     conn.exec_driver_sql(sql, [tuple(row[n] for n in names) for row in rows])
@@ -79,3 +78,11 @@ def update_by_id(
             for row in rows
         ],
     )
+
+
+def analyze(conn: Connection, *tables: str) -> None:
+    """On PostgreSQL, refresh the planner's statistics of ``tables`` (a fixed sample: about as
+    quick at any size). Until autovacuum gets to new rows (after 10% of a table changed),
+    queries over them are planned as if they were not there."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")

@@ -13,12 +13,13 @@ import os
 from pathlib import Path
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
 from .batches import Batches
 from .browse import Browse
+from .bulk import analyze
 from .calibrations import Calibrations
 from .history import History
 from .leases import Leases
@@ -109,7 +110,7 @@ class Store:
             return
         try:
             with self.engine.begin() as conn:
-                conn.execute(text("ANALYZE requests, results, scores"))
+                analyze(conn, "requests", "results", "scores")
         except SQLAlchemyError as exc:
             raise store_error(exc, self.url) from exc
 

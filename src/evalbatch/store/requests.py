@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ..records import PlannedRequest, Prefix, RequestStatus, Step
 from . import schema
-from .bulk import insert_rows
+from .bulk import analyze, insert_rows
 from .records import StoredPrefix, StoredRequest
 
 ANALYZE_AFTER = 5_000  # requests written at once, on PostgreSQL
@@ -59,11 +59,10 @@ def insert_planned(
             insert_rows(conn, schema.requests, rows)
             rows = []
     insert_rows(conn, schema.requests, rows)
-    if conn.dialect.name == "postgresql" and idx - start_idx >= ANALYZE_AFTER:
-        # The step's reads (pending ids, each result chunk's requests) are planned on the
-        # table's statistics, which autovacuum refreshes only after 10% of it changed: with
-        # the new rows unseen, collecting 100,000 results took the server most of a minute.
-        conn.exec_driver_sql("ANALYZE requests")
+    if idx - start_idx >= ANALYZE_AFTER:
+        # the step's reads (pending ids, each result chunk's requests) plan on these rows: with
+        # them unseen, collecting 100,000 results took the server most of a minute
+        analyze(conn, "requests")
     return idx - start_idx
 
 
